@@ -1,0 +1,198 @@
+# relayq: one top-level GNU Makefile, no recursion.
+
+PREFIX		?= /usr/local
+SBINDIR		?= $(PREFIX)/sbin
+BINDIR		?= $(PREFIX)/bin
+MANDIR		?= $(PREFIX)/share/man
+SYSCONFDIR	?= /etc
+UNITDIR		?= /lib/systemd/system
+BUILD		?= build
+PKG_CONFIG	?= pkg-config
+CC		?= cc
+WERROR		?= 0
+
+DEPS		= openssl libevent libevent_openssl
+TEST_DEPS	= check
+DEBIAN_PKGS	= build-essential pkg-config libssl-dev libevent-dev check openssl
+
+WARNINGS	= -Wall -Wextra -Wpedantic -Wshadow -Wconversion \
+		  -Wstrict-prototypes -Wmissing-prototypes \
+		  -Wmissing-declarations -Wpointer-arith -Wcast-qual \
+		  -Wwrite-strings -Wformat=2 \
+		  -Werror=implicit-function-declaration
+ifeq ($(WERROR),1)
+WARNINGS	+= -Werror
+endif
+
+BASE_CFLAGS	= -std=c17 -O2 -g $(WARNINGS)
+BASE_CPPFLAGS	= -D_GNU_SOURCE -MMD -MP -Icommon
+DEP_CFLAGS	= $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
+DEP_LIBS	= $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null)
+CHECK_CFLAGS	= $(shell $(PKG_CONFIG) --cflags $(TEST_DEPS) 2>/dev/null)
+CHECK_LIBS	= $(shell $(PKG_CONFIG) --libs $(TEST_DEPS) 2>/dev/null)
+ifneq ($(findstring clang,$(shell $(CC) --version 2>/dev/null)),)
+TEST_WARN	= -Wno-gnu-zero-variadic-macro-arguments
+endif
+
+ALL_CFLAGS	= $(BASE_CFLAGS) $(CFLAGS)
+ALL_CPPFLAGS	= $(BASE_CPPFLAGS) $(DEP_CFLAGS) $(CPPFLAGS)
+
+# ---- sources ----
+
+COMMON_SRCS	+= common/base64.c
+COMMON_SRCS	+= common/dotstuff.c
+COMMON_SRCS	+= common/envelope.c
+COMMON_SRCS	+= common/log.c
+COMMON_SRCS	+= common/mailaddr.c
+COMMON_SRCS	+= common/mime.c
+COMMON_SRCS	+= common/sasl.c
+COMMON_SRCS	+= common/smtp_proto.c
+COMMON_SRCS	+= common/tls.c
+COMMON_SRCS	+= common/util.c
+
+DAEMON_SRCS	+= daemon/config.c
+DAEMON_SRCS	+= daemon/listener.c
+DAEMON_SRCS	+= daemon/notify.c
+DAEMON_SRCS	+= daemon/queue.c
+DAEMON_SRCS	+= daemon/relay.c
+DAEMON_SRCS	+= daemon/relay_policy.c
+DAEMON_SRCS	+= daemon/scheduler.c
+DAEMON_SRCS	+= daemon/smtp_server.c
+DAEMON_MAIN	= daemon/relayqd.c
+
+CLIENT_SRCS	+= client/message.c
+CLIENT_SRCS	+= client/submit.c
+CLIENT_MAIN	= client/relayq.c
+CLIENT_GEN	= $(BUILD)/gen/image_png.c
+
+UNIT_SRCS	= $(filter-out tests/check_unit.c tests/check_integration.c, \
+		    $(wildcard tests/check_*.c))
+UNIT_MAIN	= tests/check_unit.c
+IT_SRCS		= tests/check_integration.c tests/harness.c
+STANDIN_SRCS	= tests/standin/standin.c
+
+COMMON_OBJS	= $(COMMON_SRCS:%.c=$(BUILD)/obj/%.o)
+DAEMON_OBJS	= $(DAEMON_SRCS:%.c=$(BUILD)/obj/%.o)
+CLIENT_OBJS	= $(CLIENT_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/image_png.o
+UNIT_OBJS	= $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(UNIT_MAIN:%.c=$(BUILD)/obj/%.o)
+IT_OBJS		= $(IT_SRCS:%.c=$(BUILD)/obj/%.o)
+STANDIN_OBJS	= $(STANDIN_SRCS:%.c=$(BUILD)/obj/%.o)
+ALL_OBJS	= $(COMMON_OBJS) $(DAEMON_OBJS) $(CLIENT_OBJS) $(UNIT_OBJS) \
+		  $(IT_OBJS) $(STANDIN_OBJS) \
+		  $(BUILD)/obj/$(DAEMON_MAIN:.c=.o) $(BUILD)/obj/$(CLIENT_MAIN:.c=.o)
+
+LIBCOMMON	= $(BUILD)/libcommon.a
+LIBDAEMON	= $(BUILD)/libdaemon.a
+LIBCLIENT	= $(BUILD)/libclient.a
+
+.DELETE_ON_ERROR:
+.PHONY: all check unit integration deps demo bench sanitize install \
+	uninstall clean certs
+
+all: $(BUILD)/relayqd $(BUILD)/relayq
+
+# ---- build rules ----
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) -Idaemon -Iclient -Itests -I$(BUILD)/gen \
+	    $(CHECK_CFLAGS) $(ALL_CFLAGS) $(TEST_WARN) -c -o $@ $<
+
+$(BUILD)/obj/daemon/%.o: daemon/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) -Idaemon $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/client/%.o: client/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CPPFLAGS) $(CPPFLAGS) -Iclient $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CPPFLAGS) $(CPPFLAGS) -Iclient $(ALL_CFLAGS) -c -o $@ $<
+
+# The image is compiled in with od and sed only (POSIX, no xxd).
+$(CLIENT_GEN): client/image.png
+	@mkdir -p $(@D)
+	{ echo '#include <stddef.h>'; \
+	  echo '#include "image.h"'; \
+	  echo 'const unsigned char image_png[] = {'; \
+	  od -An -v -tu1 $< | sed -e 's/  */,/g' -e 's/^,//' -e 's/$$/,/'; \
+	  echo '};'; \
+	  echo 'const size_t image_png_len = sizeof(image_png);'; } > $@
+
+$(LIBCOMMON): $(COMMON_OBJS)
+	$(AR) rcs $@ $^
+
+$(LIBDAEMON): $(DAEMON_OBJS)
+	$(AR) rcs $@ $^
+
+$(LIBCLIENT): $(CLIENT_OBJS)
+	$(AR) rcs $@ $^
+
+$(BUILD)/relayqd: $(BUILD)/obj/daemon/relayqd.o $(LIBDAEMON) $(LIBCOMMON)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
+# The client links libc only (DESIGN.md): no OpenSSL, no libevent.
+$(BUILD)/relayq: $(BUILD)/obj/client/relayq.o $(LIBCLIENT) $(LIBCOMMON)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^
+
+# Unit suites register themselves: every "name_suite(void)" defined at the
+# start of a line in tests/check_*.c is collected here.
+$(BUILD)/gen/suites.def: $(UNIT_SRCS)
+	@mkdir -p $(@D)
+	grep -h '^[a-z0-9_]*_suite(void)$$' $(UNIT_SRCS) | \
+	    sed 's/^\([a-z0-9_]*\)_suite(void)$$/SUITE(\1)/' > $@
+
+$(BUILD)/obj/tests/check_unit.o: $(BUILD)/gen/suites.def
+
+$(BUILD)/tests/unit: $(UNIT_OBJS) $(LIBDAEMON) $(LIBCLIENT) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
+$(BUILD)/tests/integration: $(IT_OBJS) $(LIBCLIENT) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
+$(BUILD)/tests/standin: $(STANDIN_OBJS) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
+certs: $(BUILD)/tests/certs/ca.pem
+
+$(BUILD)/tests/certs/ca.pem: tests/gen_certs.sh
+	sh tests/gen_certs.sh $(BUILD)/tests/certs
+
+# ---- top-level targets ----
+
+deps:
+	@sh tests/deps.sh $(PKG_CONFIG) "$(DEPS) $(TEST_DEPS)" "$(DEBIAN_PKGS)"
+
+check: deps
+	$(MAKE) all $(BUILD)/tests/unit $(BUILD)/tests/integration \
+	    $(BUILD)/tests/standin certs
+	$(BUILD)/tests/unit
+	RELAYQ_BUILD=$(BUILD) $(BUILD)/tests/integration
+
+unit: $(BUILD)/tests/unit
+	$(BUILD)/tests/unit
+
+integration: all $(BUILD)/tests/integration $(BUILD)/tests/standin certs
+	RELAYQ_BUILD=$(BUILD) $(BUILD)/tests/integration
+
+demo: deps
+	$(MAKE) all $(BUILD)/tests/standin certs
+	sh tests/demo.sh $(BUILD)
+
+sanitize:
+	$(MAKE) BUILD=build/san CC=clang \
+	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    LDFLAGS="-fsanitize=address,undefined" check
+
+clean:
+	rm -rf $(BUILD) build
+
+-include $(ALL_OBJS:.o=.d)

@@ -1,0 +1,37 @@
+/*
+ * sasl.h: AUTH PLAIN (RFC 4616) and AUTH LOGIN encoding and decoding.
+ * Every temporary holding a secret is wiped before return.
+ */
+#ifndef RELAYQ_SASL_H
+#define RELAYQ_SASL_H
+
+#include <stddef.h>
+
+#define SASL_FIELD_MAX	256		/* user or password, plus NUL */
+
+struct sasl_cred {
+	char	user[SASL_FIELD_MAX];
+	char	pass[SASL_FIELD_MAX];
+};
+
+/* Wipe a credential. */
+void	sasl_cred_clear(struct sasl_cred *);
+
+/*
+ * Encode "\0user\0pass" as base64 into out (NUL-terminated, no CRLF).
+ * 0, or -1 if out is too small.
+ */
+int	sasl_plain_encode(const struct sasl_cred *, char *out, size_t outlen);
+/*
+ * Decode a base64 PLAIN response.  authzid must be empty or equal to the
+ * authcid; user and password must be non-empty, without NUL, and fit.
+ * 0, or -1 with a short reason (safe to log: it never quotes the input).
+ */
+int	sasl_plain_decode(const char *b64, struct sasl_cred *,
+	    const char **reason);
+/* base64 of one LOGIN field (user or password); 0 or -1. */
+int	sasl_login_encode(const char *field, char *out, size_t outlen);
+/* Decode one LOGIN field into out (NUL-terminated); 0 or -1. */
+int	sasl_login_decode(const char *b64, char *out, size_t outlen);
+
+#endif /* RELAYQ_SASL_H */

@@ -1,0 +1,67 @@
+/*
+ * relay.h: one outbound SMTP session delivering one queued message:
+ * connect (evdns), EHLO, STARTTLS, verified TLS, EHLO, AUTH, MAIL, RCPT,
+ * DATA streamed from disk with dot-stuffing, QUIT.
+ */
+#ifndef RELAYQ_RELAY_H
+#define RELAYQ_RELAY_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "sasl.h"
+
+struct event_base;
+struct evdns_base;
+struct relay;
+
+enum relay_tls_mode {
+	RELAY_TLS_STARTTLS,
+	RELAY_TLS_IMPLICIT
+};
+
+enum relay_result {
+	RELAY_OK,
+	RELAY_TEMPFAIL,
+	RELAY_PERMFAIL
+};
+
+struct relay_params {
+	struct event_base	*base;
+	struct evdns_base	*dns;
+	SSL_CTX			*ssl_ctx;
+	const char		*host;	/* name or IP literal, no brackets */
+	const char		*port;
+	enum relay_tls_mode	 tls;
+	const char		*helo;	/* our EHLO name */
+	int			 timeout; /* seconds; per reply, 0: RFC 5321 defaults */
+};
+
+struct relay_job {
+	const char		*id;	/* queue ID, for logs */
+	const char		*sender;
+	char *const		*rcpt;
+	size_t			 nrcpt;
+	int			 msgfd;	/* message.eml; relay closes it */
+	struct sasl_cred	 cred;	/* copied; wiped by the relay */
+};
+
+/*
+ * Called exactly once per relay_start that returned non-NULL, from the
+ * event loop, after which the relay is freed.  reply is a one-line text:
+ * the server's reply, or a local reason ("no STARTTLS offered", "TLS
+ * handshake failed: certificate verify failed").
+ */
+typedef void (*relay_done_cb)(void *arg, enum relay_result, const char *reply);
+
+/*
+ * Begin delivery.  The job's strings must live until done is called.
+ * NULL (with job->msgfd closed) if the session cannot even be set up.
+ */
+struct relay	*relay_start(const struct relay_params *, struct relay_job *,
+		    relay_done_cb done, void *arg);
+/* Abort (shutdown): frees without calling done. */
+void		 relay_cancel(struct relay *);
+
+#endif /* RELAYQ_RELAY_H */

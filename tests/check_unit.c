@@ -1,0 +1,29 @@
+/*
+ * check_unit.c: the unit test runner.  Every suite in tests/check_*.c is
+ * listed in the generated suites.def (see the Makefile).
+ */
+#include <stdlib.h>
+
+#include <check.h>
+
+#include "check_relayq.h"
+
+#define SUITE(name)	Suite *name##_suite(void);
+#include "suites.def"
+#undef SUITE
+
+int
+main(void)
+{
+	SRunner	*sr;
+	int	 failed;
+
+	sr = srunner_create(NULL);
+#define SUITE(name)	srunner_add_suite(sr, name##_suite());
+#include "suites.def"
+#undef SUITE
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
