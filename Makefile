@@ -71,6 +71,11 @@ UNIT_MAIN	= tests/check_unit.c
 IT_SRCS		= tests/check_integration.c tests/harness.c
 STANDIN_SRCS	= tests/standin/standin.c
 
+# Only what exists yet is built, so modules can land one at a time.
+COMMON_SRCS	:= $(wildcard $(COMMON_SRCS))
+DAEMON_SRCS	:= $(wildcard $(DAEMON_SRCS))
+CLIENT_SRCS	:= $(wildcard $(CLIENT_SRCS))
+
 COMMON_OBJS	= $(COMMON_SRCS:%.c=$(BUILD)/obj/%.o)
 DAEMON_OBJS	= $(DAEMON_SRCS:%.c=$(BUILD)/obj/%.o)
 CLIENT_OBJS	= $(CLIENT_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/image_png.o
