@@ -25,7 +25,8 @@ WARNINGS	+= -Werror
 endif
 
 BASE_CFLAGS	= -std=c17 -O2 -g $(WARNINGS)
-BASE_CPPFLAGS	= -D_GNU_SOURCE -MMD -MP -Icommon
+VERSION		= 0.1.0
+BASE_CPPFLAGS	= -DRELAYQ_VERSION=\"$(VERSION)\" -D_GNU_SOURCE -MMD -MP -Icommon
 DEP_CFLAGS	= $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
 DEP_LIBS	= $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null)
 CHECK_CFLAGS	= $(shell $(PKG_CONFIG) --cflags $(TEST_DEPS) 2>/dev/null)
@@ -40,6 +41,7 @@ ALL_CPPFLAGS	= $(BASE_CPPFLAGS) $(DEP_CFLAGS) $(CPPFLAGS)
 # ---- sources ----
 
 COMMON_SRCS	+= common/base64.c
+COMMON_SRCS	+= common/conf.c
 COMMON_SRCS	+= common/dotstuff.c
 COMMON_SRCS	+= common/envelope.c
 COMMON_SRCS	+= common/log.c

@@ -36,6 +36,8 @@ struct relay_params {
 	enum relay_tls_mode	 tls;
 	const char		*helo;	/* our EHLO name */
 	int			 timeout; /* seconds; per reply, 0: RFC 5321 defaults */
+	int			 fd;	/* -1: connect to host:port; >= 0: an
+					   already connected socket (tests) */
 };
 
 struct relay_job {

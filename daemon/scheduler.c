@@ -1,0 +1,407 @@
+/*
+ * scheduler.c: an evtimer per queued entry; when it fires the entry is
+ * handed to a relay session, or waits in the ready list while
+ * max-parallel sessions run.  Relay results come back to
+ * scheduler_relay_done_cb and are applied through the queue: delivered
+ * entries are removed, permanent failures move to failed/, temporary ones
+ * get attempts+1, the reply and a later next-attempt.
+ */
+#include <sys/queue.h>
+
+#include <errno.h>
+#include <search.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "envelope.h"
+#include "log.h"
+#include "queue.h"
+#include "relay.h"
+#include "scheduler.h"
+#include "util.h"
+
+struct sched_entry {
+	TAILQ_ENTRY(sched_entry) all;
+	TAILQ_ENTRY(sched_entry) ready;
+	bool			 is_ready;
+	struct scheduler	*sched;
+	char			 id[ENVELOPE_ID_MAX];
+	struct event		*timer;
+	struct relay		*relay;		/* non-NULL while relaying */
+	struct envelope		 env;		/* loaded while relaying */
+};
+
+TAILQ_HEAD(sched_list, sched_entry);
+
+struct scheduler {
+	struct queue		*queue;
+	struct scheduler_params	 params;
+	struct sched_list	 entries;
+	struct sched_list	 readyq;
+	void			*index;		/* tsearch tree by id */
+	size_t			 count;
+	unsigned		 running;
+	char			 last_result[256];
+};
+
+static int	 sched_cmp(const void *, const void *);
+static struct sched_entry *sched_find(struct scheduler *, const char *);
+static void	 sched_forget(struct sched_entry *);
+static void	 sched_arm(struct sched_entry *, time_t when);
+static void	 sched_timer_cb(evutil_socket_t, short, void *);
+static void	 sched_pump(struct scheduler *);
+static void	 sched_start(struct sched_entry *);
+static void	 sched_relay_done_cb(void *, enum relay_result, const char *);
+static void	 sched_delivered(struct sched_entry *, const char *);
+static void	 sched_failed(struct sched_entry *, const char *);
+static void	 sched_deferred(struct sched_entry *, const char *);
+static void	 sched_scan_cb(const char *, void *);
+
+/* Create the scheduler; entries arrive through scheduler_add/scan. */
+struct scheduler *
+scheduler_new(struct queue *q, const struct scheduler_params *params)
+{
+	struct scheduler	*s;
+
+	s = xcalloc(1, sizeof(*s));
+	s->queue = q;
+	s->params = *params;
+	TAILQ_INIT(&s->entries);
+	TAILQ_INIT(&s->readyq);
+	return s;
+}
+
+/* Cancel what runs (it stays queued on disk) and free everything. */
+void
+scheduler_free(struct scheduler *s)
+{
+	struct sched_entry	*e;
+
+	if (s == NULL)
+		return;
+	while ((e = TAILQ_FIRST(&s->entries)) != NULL) {
+		if (e->relay != NULL) {
+			relay_cancel(e->relay);
+			e->relay = NULL;
+			log_info("%s interrupted: stays queued", e->id);
+		}
+		sched_forget(e);
+	}
+	free(s);
+}
+
+/* Order the index by queue ID. */
+static int
+sched_cmp(const void *a, const void *b)
+{
+	const struct sched_entry	*ea = a, *eb = b;
+
+	return strcmp(ea->id, eb->id);
+}
+
+/* The tracked entry for id, or NULL. */
+static struct sched_entry *
+sched_find(struct scheduler *s, const char *id)
+{
+	struct sched_entry	 key, **found;
+
+	if (str_copy(key.id, id, sizeof(key.id)) == -1)
+		return NULL;
+	found = tfind(&key, &s->index, sched_cmp);
+	return found ? *found : NULL;
+}
+
+/* Stop tracking an entry (its files are the caller's business). */
+static void
+sched_forget(struct sched_entry *e)
+{
+	struct scheduler	*s = e->sched;
+
+	if (e->is_ready)
+		TAILQ_REMOVE(&s->readyq, e, ready);
+	TAILQ_REMOVE(&s->entries, e, all);
+	tdelete(e, &s->index, sched_cmp);
+	s->count--;
+	event_free(e->timer);
+	envelope_fini(&e->env);
+	free(e);
+}
+
+/* Fire e's timer at the wall-clock time when (now if in the past). */
+static void
+sched_arm(struct sched_entry *e, time_t when)
+{
+	struct timeval	 tv = { 0, 0 };
+	time_t		 now = time(NULL);
+
+	if (when > now)
+		tv.tv_sec = when - now;
+	evtimer_add(e->timer, &tv);
+}
+
+/* Start tracking queue/<id>, scheduled at its envelope's next-attempt. */
+void
+scheduler_add(struct scheduler *s, const char *id)
+{
+	struct sched_entry	*e;
+	struct envelope		 env;
+	char			 err[512];
+
+	if (sched_find(s, id) != NULL)
+		return;
+	envelope_init(&env);
+	if (queue_load(s->queue, id, &env, err, sizeof(err)) == -1) {
+		log_warnx("%s unreadable, moved to failed/: %s", id, err);
+		if (queue_quarantine(s->queue, id, err) == -1)
+			log_warn("%s: cannot move to failed/", id);
+		envelope_fini(&env);
+		return;
+	}
+	e = xcalloc(1, sizeof(*e));
+	e->sched = s;
+	str_copy(e->id, id, sizeof(e->id));
+	envelope_init(&e->env);
+	if ((e->timer = evtimer_new(s->params.relay.base,
+	    sched_timer_cb, e)) == NULL)
+		fatalx("evtimer_new");
+	TAILQ_INSERT_TAIL(&s->entries, e, all);
+	if (tsearch(e, &s->index, sched_cmp) == NULL)
+		fatal("tsearch");
+	s->count++;
+	sched_arm(e, env.next_attempt);
+	envelope_fini(&env);
+}
+
+/* queue_scan's callback. */
+static void
+sched_scan_cb(const char *id, void *arg)
+{
+	scheduler_add(arg, id);
+}
+
+/* Track everything in queue/ (start-up, SIGHUP). */
+int
+scheduler_scan(struct scheduler *s)
+{
+	return queue_scan(s->queue, sched_scan_cb, s);
+}
+
+/* Make every waiting entry due now. */
+void
+scheduler_flush(struct scheduler *s)
+{
+	struct sched_entry	*e;
+
+	TAILQ_FOREACH(e, &s->entries, all) {
+		if (e->relay != NULL || e->is_ready)
+			continue;
+		sched_arm(e, 0);
+	}
+}
+
+/* How many entries are tracked. */
+size_t
+scheduler_count(const struct scheduler *s)
+{
+	return s->count;
+}
+
+/* The last outcome, one line. */
+const char *
+scheduler_last_result(const struct scheduler *s)
+{
+	return s->last_result;
+}
+
+/* retry_min * 2^(attempts-1), capped at retry_max. */
+unsigned
+scheduler_next_delay(unsigned attempts, unsigned min, unsigned max)
+{
+	unsigned long long	 d = min;
+	unsigned		 i;
+
+	for (i = 1; i < attempts && d < max; i++)
+		d *= 2;
+	return d > max ? max : (unsigned)d;
+}
+
+/* An entry is due: run it or queue it behind max-parallel. */
+static void
+sched_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched_entry	*e = arg;
+	struct scheduler	*s = e->sched;
+
+	UNUSED(fd);
+	UNUSED(what);
+	if (e->relay != NULL || e->is_ready)
+		return;
+	e->is_ready = true;
+	TAILQ_INSERT_TAIL(&s->readyq, e, ready);
+	sched_pump(s);
+}
+
+/* Start ready entries while there is room. */
+static void
+sched_pump(struct scheduler *s)
+{
+	struct sched_entry	*e;
+
+	while (s->running < s->params.max_parallel &&
+	    (e = TAILQ_FIRST(&s->readyq)) != NULL) {
+		TAILQ_REMOVE(&s->readyq, e, ready);
+		e->is_ready = false;
+		sched_start(e);
+	}
+}
+
+/* Load the entry and hand it to a relay session. */
+static void
+sched_start(struct sched_entry *e)
+{
+	struct scheduler	*s = e->sched;
+	struct relay_job	 job;
+	char			 err[512], reason[ENVELOPE_REPLY_MAX];
+	time_t			 now = time(NULL);
+
+	envelope_fini(&e->env);
+	envelope_init(&e->env);
+	if (queue_load(s->queue, e->id, &e->env, err, sizeof(err)) == -1) {
+		log_warnx("%s unreadable, moved to failed/: %s", e->id, err);
+		if (queue_quarantine(s->queue, e->id, err) == -1)
+			log_warn("%s: cannot move to failed/", e->id);
+		sched_forget(e);
+		return;
+	}
+	if (e->env.attempts > 0 &&
+	    now - e->env.submitted >= (time_t)s->params.max_age) {
+		snprintf(reason, sizeof(reason), "gave up after %u attempts "
+		    "over %lds; last reply: %.900s", e->env.attempts,
+		    (long)(now - e->env.submitted), e->env.last_reply);
+		sched_failed(e, reason);
+		return;
+	}
+	memset(&job, 0, sizeof(job));
+	job.id = e->id;
+	job.sender = e->env.sender;
+	job.rcpt = e->env.rcpt;
+	job.nrcpt = e->env.nrcpt;
+	if (queue_load_cred(s->queue, e->id, &job.cred) == -1) {
+		snprintf(reason, sizeof(reason), "credentials unreadable: %s",
+		    strerror(errno));
+		sched_failed(e, reason);
+		return;
+	}
+	if ((job.msgfd = queue_open_message(s->queue, e->id)) == -1) {
+		snprintf(reason, sizeof(reason), "message.eml unreadable: %s",
+		    strerror(errno));
+		sasl_cred_clear(&job.cred);
+		sched_failed(e, reason);
+		return;
+	}
+	e->relay = relay_start(&s->params.relay, &job, sched_relay_done_cb, e);
+	sasl_cred_clear(&job.cred);
+	if (e->relay == NULL) {
+		sched_deferred(e, "cannot start a relay session");
+		return;
+	}
+	s->running++;
+}
+
+/* A relay session ended: apply its result, then start the next. */
+static void
+sched_relay_done_cb(void *arg, enum relay_result result, const char *reply)
+{
+	struct sched_entry	*e = arg;
+	struct scheduler	*s = e->sched;
+
+	e->relay = NULL;
+	s->running--;
+	switch (result) {
+	case RELAY_OK:
+		sched_delivered(e, reply);
+		break;
+	case RELAY_PERMFAIL:
+		sched_failed(e, reply);
+		break;
+	case RELAY_TEMPFAIL:
+		sched_deferred(e, reply);
+		break;
+	}
+	sched_pump(s);
+}
+
+/* Gmail took it: remove the entry durably. */
+static void
+sched_delivered(struct sched_entry *e, const char *reply)
+{
+	struct scheduler	*s = e->sched;
+
+	log_info("%s delivered relay=%s:%s attempts=%u reply=\"%s\"", e->id,
+	    s->params.relay.host, s->params.relay.port, e->env.attempts + 1,
+	    reply);
+	snprintf(s->last_result, sizeof(s->last_result), "%s delivered",
+	    e->id);
+	if (queue_remove(s->queue, e->id) == -1)
+		log_warn("%s: delivered but cannot remove the queue entry "
+		    "(it may be sent again)", e->id);
+	sched_forget(e);
+}
+
+/* Give up: keep the entry in failed/ with the reason. */
+static void
+sched_failed(struct sched_entry *e, const char *reason)
+{
+	struct scheduler	*s = e->sched;
+
+	e->env.state = ENVELOPE_FAILED;
+	str_copy(e->env.last_reply, reason, sizeof(e->env.last_reply));
+	log_info("%s failed from=<%s> nrcpt=%zu reply=\"%s\"", e->id,
+	    e->env.sender, e->env.nrcpt, reason);
+	snprintf(s->last_result, sizeof(s->last_result), "%s failed", e->id);
+	if (queue_fail(s->queue, &e->env) == -1) {
+		/* It stays in queue/; try again later rather than lose it. */
+		log_warn("%s: cannot move to failed/", e->id);
+		sched_arm(e, time(NULL) + s->params.retry_max);
+		return;
+	}
+	sched_forget(e);
+}
+
+/* Temporary failure: count it, record it, and try again later. */
+static void
+sched_deferred(struct sched_entry *e, const char *reason)
+{
+	struct scheduler	*s = e->sched;
+	time_t			 now = time(NULL);
+	unsigned		 delay;
+
+	e->env.attempts++;
+	str_copy(e->env.last_reply, reason, sizeof(e->env.last_reply));
+	if (now - e->env.submitted >= (time_t)s->params.max_age) {
+		char	 why[ENVELOPE_REPLY_MAX];
+
+		snprintf(why, sizeof(why), "gave up after %u attempts over "
+		    "%lds; last reply: %.900s", e->env.attempts,
+		    (long)(now - e->env.submitted), reason);
+		sched_failed(e, why);
+		return;
+	}
+	delay = scheduler_next_delay(e->env.attempts, s->params.retry_min,
+	    s->params.retry_max);
+	e->env.next_attempt = now + delay;
+	log_info("%s deferred attempts=%u next=%us reply=\"%s\"", e->id,
+	    e->env.attempts, delay, reason);
+	snprintf(s->last_result, sizeof(s->last_result), "%s deferred",
+	    e->id);
+	if (queue_update(s->queue, &e->env) == -1)
+		log_warn("%s: cannot record the attempt (still queued)",
+		    e->id);
+	sched_arm(e, e->env.next_attempt);
+}

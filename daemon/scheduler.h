@@ -1,0 +1,45 @@
+/*
+ * scheduler.h: when each queued message is tried.  One timer per entry,
+ * exponential backoff, the max-age give-up, the max-parallel limit, and
+ * "retry everything now" for ETRN and SIGUSR1.  It owns the relay
+ * sessions and applies their results through the queue.
+ */
+#ifndef RELAYQ_SCHEDULER_H
+#define RELAYQ_SCHEDULER_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "relay.h"
+
+struct queue;
+struct scheduler;
+
+struct scheduler_params {
+	struct relay_params	 relay;		/* copied; strings must outlive */
+	unsigned		 retry_min;	/* seconds */
+	unsigned		 retry_max;
+	unsigned		 max_age;
+	unsigned		 max_parallel;
+};
+
+struct scheduler *scheduler_new(struct queue *, const struct scheduler_params *);
+/* Cancel running relays (their entries stay queued) and free. */
+void		 scheduler_free(struct scheduler *);
+/* Track queue/<id> (new submission or found by a scan); idempotent. */
+void		 scheduler_add(struct scheduler *, const char *id);
+/* Pick up every entry in queue/ not yet tracked.  0 or -1. */
+int		 scheduler_scan(struct scheduler *);
+/* Retry every waiting entry now (ETRN, SIGUSR1). */
+void		 scheduler_flush(struct scheduler *);
+size_t		 scheduler_count(const struct scheduler *);
+/* The last outcome, for systemd's STATUS=; "" before the first. */
+const char	*scheduler_last_result(const struct scheduler *);
+/*
+ * Delay before the next try after attempts failures: retry_min doubled
+ * per further failure, capped at retry_max.
+ */
+unsigned	 scheduler_next_delay(unsigned attempts, unsigned min,
+		    unsigned max);
+
+#endif /* RELAYQ_SCHEDULER_H */
