@@ -154,7 +154,7 @@ $(BUILD)/gen/suites.def: $(UNIT_SRCS)
 	grep -h '^[a-z0-9_]*_suite(void)$$' $(UNIT_SRCS) | \
 	    sed 's/^\([a-z0-9_]*\)_suite(void)$$/SUITE(\1)/' > $@
 
-$(BUILD)/obj/tests/check_unit.o: $(BUILD)/gen/suites.def
+$(UNIT_OBJS) $(IT_OBJS): $(BUILD)/gen/suites.def
 
 $(BUILD)/tests/unit: $(UNIT_OBJS) $(LIBDAEMON) $(LIBCLIENT) $(LIBCOMMON)
 	@mkdir -p $(@D)

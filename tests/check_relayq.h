@@ -10,4 +10,9 @@
 
 #define nitems_ck(a)	(sizeof(a) / sizeof((a)[0]))
 
+/* The prototype of every unit suite (generated; see the Makefile). */
+#define SUITE(name)	Suite *name##_suite(void);
+#include "suites.def"
+#undef SUITE
+
 #endif /* RELAYQ_CHECK_RELAYQ_H */

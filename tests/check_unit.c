@@ -8,10 +8,6 @@
 
 #include "check_relayq.h"
 
-#define SUITE(name)	Suite *name##_suite(void);
-#include "suites.def"
-#undef SUITE
-
 int
 main(void)
 {
