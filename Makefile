@@ -195,7 +195,7 @@ demo: deps
 	sh tests/demo.sh $(BUILD)
 
 sanitize:
-	$(MAKE) BUILD=build/san \
+	CK_TIMEOUT_MULTIPLIER=4 $(MAKE) BUILD=build/san \
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=address,undefined" check
 
