@@ -199,6 +199,37 @@ sanitize:
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=address,undefined" check
 
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/relayq $(DESTDIR)$(PREFIX)/lib/sysusers.d \
+	    $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
+	install -m 0755 $(BUILD)/relayqd $(DESTDIR)$(SBINDIR)/relayqd
+	install -m 0755 $(BUILD)/relayq $(DESTDIR)$(BINDIR)/relayq
+	install -m 0644 client/relayq.1 $(DESTDIR)$(MANDIR)/man1/relayq.1
+	install -m 0644 daemon/relayqd.conf.5 $(DESTDIR)$(MANDIR)/man5/relayqd.conf.5
+	install -m 0644 daemon/relayqd.8 $(DESTDIR)$(MANDIR)/man8/relayqd.8
+	sed 's|/usr/local/sbin|$(SBINDIR)|' systemd/relayqd.service > \
+	    $(DESTDIR)$(UNITDIR)/relayqd.service
+	install -m 0644 systemd/relayqd.sysusers \
+	    $(DESTDIR)$(PREFIX)/lib/sysusers.d/relayqd.conf
+	install -m 0644 systemd/relayqd.tmpfiles \
+	    $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/relayqd.conf
+	# An existing configuration is never overwritten.
+	[ -e $(DESTDIR)$(SYSCONFDIR)/relayq/relayqd.conf ] || \
+	    install -m 0644 systemd/relayqd.conf.example \
+	    $(DESTDIR)$(SYSCONFDIR)/relayq/relayqd.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/relayqd $(DESTDIR)$(BINDIR)/relayq \
+	    $(DESTDIR)$(MANDIR)/man1/relayq.1 \
+	    $(DESTDIR)$(MANDIR)/man5/relayqd.conf.5 \
+	    $(DESTDIR)$(MANDIR)/man8/relayqd.8 \
+	    $(DESTDIR)$(UNITDIR)/relayqd.service \
+	    $(DESTDIR)$(PREFIX)/lib/sysusers.d/relayqd.conf \
+	    $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/relayqd.conf
+
 clean:
 	rm -rf $(BUILD) build
 
