@@ -62,6 +62,7 @@ static void	 sched_delivered(struct sched_entry *, const char *);
 static void	 sched_failed(struct sched_entry *, const char *);
 static void	 sched_deferred(struct sched_entry *, const char *);
 static void	 sched_scan_cb(const char *, void *);
+static const char *sched_rcpts(const struct envelope *, char *, size_t);
 
 /* Create the scheduler; entries arrive through scheduler_add/scan. */
 struct scheduler *
@@ -337,15 +338,38 @@ sched_relay_done_cb(void *arg, enum relay_result result, const char *reply)
 	sched_pump(s);
 }
 
+/* "a@x,b@y" for logs, shortened with "..." when long. */
+static const char *
+sched_rcpts(const struct envelope *env, char *buf, size_t len)
+{
+	size_t	 i, used = 0;
+	int	 n;
+
+	buf[0] = '\0';
+	for (i = 0; i < env->nrcpt; i++) {
+		n = snprintf(buf + used, len - used, "%s%s", i ? "," : "",
+		    env->rcpt[i]);
+		if (n < 0 || (size_t)n >= len - used) {
+			if (len > 4)
+				memcpy(buf + len - 4, "...", 4);
+			break;
+		}
+		used += (size_t)n;
+	}
+	return buf;
+}
+
 /* Gmail took it: remove the entry durably. */
 static void
 sched_delivered(struct sched_entry *e, const char *reply)
 {
 	struct scheduler	*s = e->sched;
+	char			 rcpts[512];
 
-	log_info("%s delivered relay=%s:%s attempts=%u reply=\"%s\"", e->id,
-	    s->params.relay.host, s->params.relay.port, e->env.attempts + 1,
-	    reply);
+	log_info("%s delivered from=<%s> to=%s relay=%s:%s attempts=%u "
+	    "reply=\"%s\"", e->id, e->env.sender,
+	    sched_rcpts(&e->env, rcpts, sizeof(rcpts)), s->params.relay.host,
+	    s->params.relay.port, e->env.attempts + 1, reply);
 	snprintf(s->last_result, sizeof(s->last_result), "%s delivered",
 	    e->id);
 	if (queue_remove(s->queue, e->id) == -1)
@@ -359,11 +383,12 @@ static void
 sched_failed(struct sched_entry *e, const char *reason)
 {
 	struct scheduler	*s = e->sched;
+	char			 rcpts[512];
 
 	e->env.state = ENVELOPE_FAILED;
 	str_copy(e->env.last_reply, reason, sizeof(e->env.last_reply));
-	log_info("%s failed from=<%s> nrcpt=%zu reply=\"%s\"", e->id,
-	    e->env.sender, e->env.nrcpt, reason);
+	log_info("%s failed from=<%s> to=%s reply=\"%s\"", e->id,
+	    e->env.sender, sched_rcpts(&e->env, rcpts, sizeof(rcpts)), reason);
 	snprintf(s->last_result, sizeof(s->last_result), "%s failed", e->id);
 	if (queue_fail(s->queue, &e->env) == -1) {
 		/* It stays in queue/; try again later rather than lose it. */
@@ -396,8 +421,8 @@ sched_deferred(struct sched_entry *e, const char *reason)
 	delay = scheduler_next_delay(e->env.attempts, s->params.retry_min,
 	    s->params.retry_max);
 	e->env.next_attempt = now + delay;
-	log_info("%s deferred attempts=%u next=%us reply=\"%s\"", e->id,
-	    e->env.attempts, delay, reason);
+	log_info("%s deferred from=<%s> attempts=%u next=%us reply=\"%s\"",
+	    e->id, e->env.sender, e->env.attempts, delay, reason);
 	snprintf(s->last_result, sizeof(s->last_result), "%s deferred",
 	    e->id);
 	if (queue_update(s->queue, &e->env) == -1)
