@@ -414,7 +414,7 @@ smtp_ehlo_line(struct smtp_ehlo *e, const char *s, size_t n)
 	}
 	if (i == nitems(smtp_exts))
 		return;
-	/* "AUTH=PLAIN LOGIN" is an old alias of AUTH; no other keyword has '='. */
+	/* "AUTH=PLAIN LOGIN" is an old alias of AUTH; no other takes '='. */
 	if (kw < n && s[kw] == '=' && smtp_exts[i].bit != SMTP_EXT_AUTH)
 		return;
 	e->ext |= smtp_exts[i].bit;

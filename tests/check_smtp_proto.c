@@ -67,7 +67,8 @@ START_TEST(test_smtp_cmd_parse_table)
 	ret = smtp_cmd_parse(cmd_cases[_i].line, &cmd);
 	ck_assert_msg(ret == cmd_cases[_i].ret, "\"%s\": ret %d, want %d",
 	    cmd_cases[_i].line, ret, cmd_cases[_i].ret);
-	ck_assert_msg(cmd.verb == cmd_cases[_i].verb, "\"%s\": verb %s, want %s",
+	ck_assert_msg(cmd.verb == cmd_cases[_i].verb,
+	    "\"%s\": verb %s, want %s",
 	    cmd_cases[_i].line, smtp_verb_name(cmd.verb),
 	    smtp_verb_name(cmd_cases[_i].verb));
 	ck_assert_msg(strcmp(cmd.arg, cmd_cases[_i].arg) == 0,
@@ -271,7 +272,7 @@ static const struct {
 	    SMTP_REPLY_DONE, 451, "4.4.2",
 	    1, "4.4.2 Timeout - closing connection. " GSMTP,
 	    "451 4.4.2 Timeout - closing connection. " GSMTP },
-	/* Enhanced codes: class must match, 1-3 digit parts, first line only. */
+	/* Enhanced codes: matching class, 1-3 digit parts, first line only. */
 	{ { "550 5.1.1" }, SMTP_REPLY_DONE, 550, "5.1.1", 1, "5.1.1",
 	    "550 5.1.1" },
 	{ { "550 5.123.456 x" }, SMTP_REPLY_DONE, 550, "5.123.456", 1,
@@ -368,7 +369,8 @@ START_TEST(test_smtp_reply_bad_table)
 	for (n = 0; n < MAXLINES && reply_bad_cases[i].lines[n] != NULL; n++) {
 		if (n > 0)
 			ck_assert_msg(st == SMTP_REPLY_MORE,
-			    "bad case %zu line %zu: want MORE, got %d", i, n, st);
+			    "bad case %zu line %zu: want MORE, got %d", i, n,
+			    st);
 		st = smtp_reply_feed(&r, reply_bad_cases[i].lines[n],
 		    strlen(reply_bad_cases[i].lines[n]));
 	}
