@@ -1,0 +1,152 @@
+/*
+ * sasl.c: AUTH PLAIN (RFC 4616) and AUTH LOGIN payloads.
+ *
+ * Every buffer that held a user name or password in clear or in base64 is
+ * wiped before return, on success and on failure.  Reasons returned by the
+ * decoder are static strings: they describe the problem and never quote
+ * the input, so the server may log them.
+ */
+#include <string.h>
+
+#include "base64.h"
+#include "sasl.h"
+#include "util.h"
+
+/* authzid NUL authcid NUL passwd, each field below SASL_FIELD_MAX. */
+#define SASL_PLAIN_MAX	(3 * SASL_FIELD_MAX)
+
+/* Wipe both fields of a credential. */
+void
+sasl_cred_clear(struct sasl_cred *cred)
+{
+	secure_zero(cred, sizeof(*cred));
+}
+
+/* Encode "\0user\0pass" as NUL-terminated base64 into out. */
+int
+sasl_plain_encode(const struct sasl_cred *cred, char *out, size_t outlen)
+{
+	char	 buf[2 * SASL_FIELD_MAX];
+	size_t	 ulen, plen, n;
+	int	 rc = -1;
+
+	ulen = strnlen(cred->user, SASL_FIELD_MAX);
+	plen = strnlen(cred->pass, SASL_FIELD_MAX);
+	if (ulen == SASL_FIELD_MAX || plen == SASL_FIELD_MAX)
+		return -1;
+	buf[0] = '\0';
+	memcpy(buf + 1, cred->user, ulen);
+	buf[1 + ulen] = '\0';
+	memcpy(buf + 2 + ulen, cred->pass, plen);
+	n = 2 + ulen + plen;
+	if (base64_encode(buf, n, out, outlen, 0) != (size_t)-1)
+		rc = 0;
+	secure_zero(buf, sizeof(buf));
+	return rc;
+}
+
+/* Split a decoded PLAIN response into cred; 0, or -1 with a reason. */
+static int
+sasl_plain_split(const char *buf, size_t len, struct sasl_cred *cred,
+    const char **reason)
+{
+	const char	*authz, *user, *pass, *nul;
+	size_t		 zlen, ulen, plen;
+
+	authz = buf;
+	if ((nul = memchr(authz, '\0', len)) == NULL) {
+		*reason = "malformed PLAIN response";
+		return -1;
+	}
+	zlen = (size_t)(nul - authz);
+	user = nul + 1;
+	if ((nul = memchr(user, '\0', len - zlen - 1)) == NULL) {
+		*reason = "malformed PLAIN response";
+		return -1;
+	}
+	ulen = (size_t)(nul - user);
+	pass = nul + 1;
+	plen = len - zlen - ulen - 2;
+	if (memchr(pass, '\0', plen) != NULL) {
+		*reason = "malformed PLAIN response";
+		return -1;
+	}
+	if (ulen == 0 || plen == 0) {
+		*reason = "empty user name or password";
+		return -1;
+	}
+	if (zlen != 0 && (zlen != ulen || memcmp(authz, user, ulen) != 0)) {
+		*reason = "authorization identity differs from user";
+		return -1;
+	}
+	if (ulen >= SASL_FIELD_MAX || plen >= SASL_FIELD_MAX) {
+		*reason = "user name or password too long";
+		return -1;
+	}
+	memcpy(cred->user, user, ulen);
+	cred->user[ulen] = '\0';
+	memcpy(cred->pass, pass, plen);
+	cred->pass[plen] = '\0';
+	return 0;
+}
+
+/* Decode a base64 PLAIN response into cred; 0, or -1 with a loggable reason. */
+int
+sasl_plain_decode(const char *b64, struct sasl_cred *cred,
+    const char **reason)
+{
+	char		 buf[SASL_PLAIN_MAX];
+	const char	*dummy;
+	size_t		 len;
+	long		 n;
+	int		 rc = -1;
+
+	if (reason == NULL)
+		reason = &dummy;
+	sasl_cred_clear(cred);
+	len = strlen(b64);
+	if (len > base64_encoded_len(sizeof(buf))) {
+		*reason = "PLAIN response too long";
+		return -1;
+	}
+	if ((n = base64_decode(b64, len, buf, sizeof(buf))) == -1) {
+		*reason = "invalid base64";
+		goto out;
+	}
+	if (n == 0) {
+		*reason = "empty PLAIN response";
+		goto out;
+	}
+	rc = sasl_plain_split(buf, (size_t)n, cred, reason);
+	if (rc == -1)
+		sasl_cred_clear(cred);
+ out:
+	secure_zero(buf, sizeof(buf));
+	return rc;
+}
+
+/* Encode one LOGIN field (user or password) as NUL-terminated base64. */
+int
+sasl_login_encode(const char *field, char *out, size_t outlen)
+{
+	if (base64_encode(field, strlen(field), out, outlen, 0) == (size_t)-1)
+		return -1;
+	return 0;
+}
+
+/* Decode one non-empty LOGIN field into out, NUL-terminated, without NULs. */
+int
+sasl_login_decode(const char *b64, char *out, size_t outlen)
+{
+	long	 n;
+
+	if (outlen == 0)
+		return -1;
+	n = base64_decode(b64, strlen(b64), out, outlen - 1);
+	if (n <= 0 || memchr(out, '\0', (size_t)n) != NULL) {
+		secure_zero(out, outlen);
+		return -1;
+	}
+	out[n] = '\0';
+	return 0;
+}
