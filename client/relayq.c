@@ -1,0 +1,253 @@
+/*
+ * relayq.c: the client's main.  It checks the arguments, takes the
+ * password (from argv, wiped there at once, or from standard input),
+ * builds the test message, connects to relayqd's socket and runs the
+ * submission.  Exit codes follow sysexits(3).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mailaddr.h"
+#include "message.h"
+#include "sasl.h"
+#include "submit.h"
+#include "util.h"
+
+#ifndef RELAYQ_VERSION
+#define RELAYQ_VERSION	"unknown"
+#endif
+
+static const struct option relayq_longopts[] = {
+	{ "socket",	required_argument,	NULL,	's' },
+	{ "help",	no_argument,		NULL,	'h' },
+	{ "version",	no_argument,		NULL,	'V' },
+	{ NULL,		0,			NULL,	0 }
+};
+
+/* Print the synopsis to fp. */
+static void
+relayq_usage(FILE *fp)
+{
+	(void)fprintf(fp,
+	    "usage: relayq [--socket PATH] SENDER PASSWORD RECIPIENT\n"
+	    "       relayq -h | --help | --version\n"
+	    "Submit a test message (text and a PNG image) to relayqd.\n"
+	    "PASSWORD - reads the password from standard input.\n"
+	    "The socket is --socket, else $RELAYQ_SOCKET, else %s.\n",
+	    SUBMIT_SOCKET_DEFAULT);
+}
+
+/* Turn terminal echo off (on == 0) or back on; 0 if stdin is a tty. */
+static int
+relayq_echo(struct termios *saved, int on)
+{
+	struct termios	 t;
+
+	if (on)
+		return tcsetattr(STDIN_FILENO, TCSAFLUSH, saved);
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, saved) == -1)
+		return -1;
+	t = *saved;
+	t.c_lflag &= ~(tcflag_t)ECHO;
+	return tcsetattr(STDIN_FILENO, TCSAFLUSH, &t);
+}
+
+/*
+ * Read one line of standard input into pass with read(2), byte by byte,
+ * so no stdio buffer keeps a copy.  The newline (and a CR before it) is
+ * dropped.  0, or -1 when the line is empty, missing or too long.
+ */
+static int
+relayq_read_password(char *pass, size_t len)
+{
+	struct termios	 saved;
+	size_t		 n = 0;
+	ssize_t		 r;
+	char		 c;
+	int		 tty, ret = 0;
+
+	tty = relayq_echo(&saved, 0) == 0;
+	if (tty)
+		(void)fputs("Password: ", stderr);
+	for (;;) {
+		r = read(STDIN_FILENO, &c, 1);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r != 1 || c == '\n')
+			break;
+		if (n + 1 >= len)
+			ret = -1;
+		else
+			pass[n++] = c;
+	}
+	secure_zero(&c, sizeof(c));
+	if (n > 0 && pass[n - 1] == '\r')
+		n--;
+	pass[n] = '\0';
+	if (tty) {
+		(void)relayq_echo(&saved, 1);
+		(void)fputc('\n', stderr);
+	}
+	if (n == 0)
+		ret = -1;
+	if (ret == -1)
+		secure_zero(pass, len);
+	return ret;
+}
+
+/*
+ * Fill cred from the arguments.  A password given on the command line
+ * is copied and then overwritten in argv so ps(1) stops showing it.
+ */
+static int
+relayq_credentials(struct sasl_cred *cred, const char *sender, char *password)
+{
+	int	 ret;
+
+	if (str_copy(cred->user, sender, sizeof(cred->user)) == -1) {
+		(void)fprintf(stderr, "relayq: sender address too long\n");
+		return -1;
+	}
+	if (strcmp(password, "-") == 0) {
+		if (relayq_read_password(cred->pass, sizeof(cred->pass)) == 0)
+			return 0;
+		(void)fprintf(stderr, "relayq: no password, or one longer "
+		    "than %d bytes, on standard input\n", SASL_FIELD_MAX - 1);
+		return -1;
+	}
+	ret = str_copy(cred->pass, password, sizeof(cred->pass));
+	secure_zero(password, strlen(password));
+	if (ret == -1 || cred->pass[0] == '\0') {
+		(void)fprintf(stderr, "relayq: the password must be 1 to %d "
+		    "bytes\n", SASL_FIELD_MAX - 1);
+		return -1;
+	}
+	return 0;
+}
+
+/* Check both addresses; 0, or -1 after saying which is wrong. */
+static int
+relayq_check_addresses(const char *sender, const char *rcpt)
+{
+	if (!mailaddr_valid(sender)) {
+		(void)fprintf(stderr, "relayq: invalid sender address: %s\n",
+		    sender);
+		return -1;
+	}
+	if (!mailaddr_valid(rcpt)) {
+		(void)fprintf(stderr, "relayq: invalid recipient address: %s\n",
+		    rcpt);
+		return -1;
+	}
+	return 0;
+}
+
+/* Connect, or explain how to start relayqd; the fd or -1. */
+static int
+relayq_connect(const char *path)
+{
+	int	 fd, saved_errno;
+
+	if ((fd = submit_connect(path)) != -1)
+		return fd;
+	saved_errno = errno;
+	(void)fprintf(stderr, "relayq: cannot connect to %s: %s\n"
+	    "relayq: is relayqd running? start it with: systemctl start "
+	    "relayqd, or relayqd -f --socket %s\n", path,
+	    strerror(saved_errno), path);
+	errno = saved_errno;
+	return -1;
+}
+
+/* Build the message, connect and submit; the exit status. */
+static int
+relayq_submit(const char *path, const char *sender, const char *rcpt,
+    const struct sasl_cred *cred)
+{
+	struct submit_params	 p;
+	struct submit_status	 st;
+	enum submit_result	 result;
+	char			*msg;
+	size_t			 msglen;
+	int			 fd;
+
+	if ((msg = message_build(sender, rcpt, time(NULL), &msglen)) == NULL) {
+		(void)fprintf(stderr, "relayq: cannot build the message\n");
+		return EX_SOFTWARE;
+	}
+	if ((fd = relayq_connect(path)) == -1) {
+		free(msg);
+		return errno == ENAMETOOLONG ? EX_USAGE : EX_UNAVAILABLE;
+	}
+	memset(&p, 0, sizeof(p));
+	p.sender = sender;
+	p.rcpt = rcpt;
+	p.cred = cred;
+	p.msg = msg;
+	p.msglen = msglen;
+	p.timeout = SUBMIT_TIMEOUT;
+	p.transcript = stdout;
+	result = submit_run(fd, &p, &st);
+	(void)close(fd);
+	free(msg);
+
+	if (result == SUBMIT_QUEUED && st.id[0] != '\0')
+		(void)printf("queued as %s\n", st.id);
+	else if (result == SUBMIT_QUEUED)
+		(void)printf("queued (the reply named no queue ID)\n");
+	(void)fflush(stdout);
+	if (result != SUBMIT_QUEUED)
+		(void)fprintf(stderr, "relayq: %s\n", st.reason);
+	return submit_exit_status(result);
+}
+
+/* Parse the command line and run one submission. */
+int
+main(int argc, char *argv[])
+{
+	struct sasl_cred	 cred;
+	const char		*path;
+	int			 ch, status;
+
+	if ((path = getenv("RELAYQ_SOCKET")) == NULL || path[0] == '\0')
+		path = SUBMIT_SOCKET_DEFAULT;
+	/* "+": options end at the first operand; a password may start with '-'. */
+	while ((ch = getopt_long(argc, argv, "+h", relayq_longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			path = optarg;
+			break;
+		case 'h':
+			relayq_usage(stdout);
+			return EX_OK;
+		case 'V':
+			(void)printf("relayq %s\n", RELAYQ_VERSION);
+			return EX_OK;
+		default:
+			relayq_usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (argc - optind != 3) {
+		relayq_usage(stderr);
+		return EX_USAGE;
+	}
+
+	memset(&cred, 0, sizeof(cred));
+	if (relayq_check_addresses(argv[optind], argv[optind + 2]) == -1 ||
+	    relayq_credentials(&cred, argv[optind], argv[optind + 1]) == -1)
+		status = EX_USAGE;
+	else
+		status = relayq_submit(path, argv[optind], argv[optind + 2],
+		    &cred);
+	sasl_cred_clear(&cred);
+	return status;
+}
