@@ -14,7 +14,8 @@
 /*
  * Validate a mailbox "local@domain" (no brackets): printable ASCII (or
  * UTF-8 octets >= 0x80), no spaces/CR/LF/NUL/<>, one '@' outside a quoted
- * local part, local <= 64, domain <= 255 and non-empty, total < 256.
+ * local part, local <= 64, domain <= 255 and non-empty, total <= 254
+ * (so that "<" addr ">" fits the 256-octet path limit).
  */
 bool	mailaddr_valid(const char *addr);
 
