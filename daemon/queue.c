@@ -1,0 +1,842 @@
+/*
+ * queue.c: the durable message store.  This is the only file that calls
+ * fsync or rename on queue paths.
+ *
+ * Every path operation is relative to a directory fd held open for the
+ * life of the queue (tmp/, queue/, failed/), so an entry is always
+ * addressed as <subdir fd> + <ID> and a name can never climb out.  A
+ * message is received into tmp/<ID>/, each file is fsynced, then the
+ * entry directory, then one rename moves it to queue/<ID> and both parents
+ * are fsynced.  Every failure path removes what it made and keeps errno,
+ * because the server turns ENOSPC into "452 4.3.1".
+ */
+#include <sys/types.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "envelope.h"
+#include "log.h"
+#include "queue.h"
+#include "sasl.h"
+#include "util.h"
+
+#define QUEUE_WBUF_SIZE		(64 * 1024)	/* message.eml write buffer */
+#define QUEUE_CRED_MAX		1024		/* base64 of a PLAIN blob + LF */
+#define QUEUE_PURGE_DEPTH	4		/* tmp/<ID>/ holds plain files */
+#define QUEUE_ID_TRIES		8
+
+#define QUEUE_MESSAGE		"message.eml"
+#define QUEUE_ENVELOPE		"envelope"
+#define QUEUE_ENVELOPE_TMP	"envelope.tmp"
+#define QUEUE_CREDENTIALS	"credentials"
+#define QUEUE_REASON		"REASON"
+
+enum queue_subdir {
+	QUEUE_SUB_TMP,
+	QUEUE_SUB_QUEUE,
+	QUEUE_SUB_FAILED,
+	QUEUE_SUB_COUNT
+};
+
+static const char *const queue_subdirs[QUEUE_SUB_COUNT] = {
+	[QUEUE_SUB_TMP] = "tmp",
+	[QUEUE_SUB_QUEUE] = "queue",
+	[QUEUE_SUB_FAILED] = "failed"
+};
+
+struct queue {
+	char		*dir;
+	int		 fd[QUEUE_SUB_COUNT];
+};
+
+struct queue_tx {
+	struct queue	*q;
+	char		 id[ENVELOPE_ID_MAX];
+	int		 entryfd;	/* tmp/<ID> */
+	int		 msgfd;		/* tmp/<ID>/message.eml */
+	int		 error;		/* sticky errno of a failed write */
+	size_t		 buflen;
+	char		*buf;		/* QUEUE_WBUF_SIZE bytes */
+};
+
+static int	queue_subdir_open(struct queue *, int, enum queue_subdir,
+		    char *, size_t);
+static int	queue_purge(int, const char *, int);
+static int	queue_new_id(char *, size_t);
+static int	queue_write_file(int, const char *, const void *, size_t, int);
+static int	queue_flush(struct queue_tx *);
+static void	queue_tx_unlink(struct queue_tx *);
+static int	queue_empty_dir(int, const char *);
+static int	queue_dump_envelope(const struct envelope *, char **, size_t *);
+static int	queue_write_cred(int, const struct sasl_cred *);
+static int	queue_commit_entry(struct queue_tx *, struct envelope *,
+		    const struct sasl_cred *);
+
+/* True when name is a usable entry name: one path component, no dot file. */
+static bool
+queue_name_ok(const char *name)
+{
+	size_t	 len;
+
+	len = strlen(name);
+	return len > 0 && len < ENVELOPE_ID_MAX && name[0] != '.' &&
+	    strchr(name, '/') == NULL;
+}
+
+/* Close fd keeping errno, for cleanup paths. */
+static void
+queue_close_fd(int fd)
+{
+	int	 saved_errno = errno;
+
+	if (fd != -1)
+		close(fd);
+	errno = saved_errno;
+}
+
+/* Refuse a directory that someone else could write into. */
+static int
+queue_check_dir(int fd, const char *path, char *err, size_t errlen)
+{
+	struct stat	 st;
+
+	if (fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a directory", path);
+		return -1;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		snprintf(err, errlen, "%s: group or other writable (mode %04o);"
+		    " refusing to use it", path, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+/* Create (0700) if missing and open one directory relative to at. */
+static int
+queue_mkopen(int at, const char *name, const char *path, char *err,
+    size_t errlen)
+{
+	int	 fd;
+
+	if (mkdirat(at, name, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: mkdir: %s", path, strerror(errno));
+		return -1;
+	}
+	/* The top directory may be a symlink an administrator made. */
+	fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    (at == AT_FDCWD ? 0 : O_NOFOLLOW));
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (queue_check_dir(fd, path, err, errlen) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Open one of tmp/ queue/ failed/ under the queue's top directory fd. */
+static int
+queue_subdir_open(struct queue *q, int topfd, enum queue_subdir sub,
+    char *err, size_t errlen)
+{
+	char	*path;
+	int	 fd;
+
+	xasprintf(&path, "%s/%s", q->dir, queue_subdirs[sub]);
+	fd = queue_mkopen(topfd, queue_subdirs[sub], path, err, errlen);
+	free(path);
+	if (fd == -1)
+		return -1;
+	q->fd[sub] = fd;
+	return 0;
+}
+
+/* Open the queue, creating it as needed, and empty tmp/. */
+struct queue *
+queue_open(const char *dir, char *err, size_t errlen)
+{
+	struct queue	*q;
+	int		 topfd, i;
+
+	q = xcalloc(1, sizeof(*q));
+	q->dir = xstrdup(dir);
+	for (i = 0; i < QUEUE_SUB_COUNT; i++)
+		q->fd[i] = -1;
+	if ((topfd = queue_mkopen(AT_FDCWD, dir, dir, err, errlen)) == -1)
+		goto fail;
+	for (i = 0; i < QUEUE_SUB_COUNT; i++) {
+		if (queue_subdir_open(q, topfd, (enum queue_subdir)i, err,
+		    errlen) == -1)
+			goto fail;
+	}
+	if (queue_purge(q->fd[QUEUE_SUB_TMP], "tmp", QUEUE_PURGE_DEPTH) == -1 ||
+	    fsync(q->fd[QUEUE_SUB_TMP]) == -1) {
+		snprintf(err, errlen, "%s/tmp: cannot empty it: %s", dir,
+		    strerror(errno));
+		goto fail;
+	}
+	close(topfd);
+	return q;
+
+fail:
+	queue_close_fd(topfd);
+	queue_close(q);
+	return NULL;
+}
+
+/* Close the directory fds and free the handle; NULL is a no-op. */
+void
+queue_close(struct queue *q)
+{
+	int	 i;
+
+	if (q == NULL)
+		return;
+	for (i = 0; i < QUEUE_SUB_COUNT; i++)
+		queue_close_fd(q->fd[i]);
+	free(q->dir);
+	free(q);
+}
+
+/* The queue's top directory, as given to queue_open. */
+const char *
+queue_dir(const struct queue *q)
+{
+	return q->dir;
+}
+
+/*
+ * Remove everything inside the directory fd (not the directory itself),
+ * descending at most depth levels.  name is only for the log.
+ */
+static int
+queue_purge(int fd, const char *name, int depth)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 dfd, sub, rc = 0, saved_errno = 0;
+
+	if ((dfd = dup(fd)) == -1)
+		return -1;
+	if ((d = fdopendir(dfd)) == NULL) {
+		queue_close_fd(dfd);
+		return -1;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (unlinkat(fd, de->d_name, 0) == 0)
+			continue;
+		if ((errno != EISDIR && errno != EPERM) || depth == 0) {
+			rc = -1;
+			saved_errno = errno;
+			continue;
+		}
+		sub = openat(fd, de->d_name,
+		    O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (sub == -1 || queue_purge(sub, de->d_name, depth - 1) == -1 ||
+		    unlinkat(fd, de->d_name, AT_REMOVEDIR) == -1) {
+			rc = -1;
+			saved_errno = errno;
+		} else
+			log_debug("queue: purged %s/%s", name, de->d_name);
+		queue_close_fd(sub);
+	}
+	closedir(d);
+	if (rc == -1)
+		errno = saved_errno;
+	return rc;
+}
+
+/* A sortable unique name: UTC time, microseconds and 32 random bits. */
+static int
+queue_new_id(char *id, size_t idlen)
+{
+	struct timespec	 ts;
+	struct tm	 tm;
+	uint32_t	 r;
+	char		 stamp[32];
+	ssize_t		 n;
+
+	do
+		n = getrandom(&r, sizeof(r), 0);
+	while (n == -1 && errno == EINTR);
+	if (n != (ssize_t)sizeof(r)) {
+		if (n != -1)
+			errno = EIO;
+		return -1;
+	}
+	if (clock_gettime(CLOCK_REALTIME, &ts) == -1 ||
+	    gmtime_r(&ts.tv_sec, &tm) == NULL)
+		return -1;
+	if (strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm) == 0) {
+		errno = EOVERFLOW;
+		return -1;
+	}
+	if (snprintf(id, idlen, "%s.%06ld-%08x", stamp, ts.tv_nsec / 1000,
+	    (unsigned)r) >= (int)idlen) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Create name in dirfd (which must not exist), write buf, fsync, close.
+ * On failure the file is removed and errno kept.
+ */
+static int
+queue_write_file(int dirfd, const char *name, const void *buf, size_t len,
+    int flags)
+{
+	int	 fd, saved_errno;
+
+	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
+	    flags, 0600);
+	if (fd == -1)
+		return -1;
+	if (write_all(fd, buf, len) == -1 || fsync(fd) == -1)
+		goto fail;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	return 0;
+
+fail:
+	saved_errno = errno;
+	if (fd != -1)
+		close(fd);
+	unlinkat(dirfd, name, 0);
+	errno = saved_errno;
+	return -1;
+}
+
+/* Start a message in tmp/<ID>/message.eml. */
+struct queue_tx *
+queue_tx_begin(struct queue *q)
+{
+	struct queue_tx	*tx;
+	int		 tmpfd = q->fd[QUEUE_SUB_TMP], i, saved_errno;
+
+	tx = xcalloc(1, sizeof(*tx));
+	tx->q = q;
+	tx->entryfd = tx->msgfd = -1;
+	for (i = 0; i < QUEUE_ID_TRIES; i++) {
+		if (queue_new_id(tx->id, sizeof(tx->id)) == -1)
+			goto fail;
+		if (mkdirat(tmpfd, tx->id, 0700) == 0)
+			break;
+		if (errno != EEXIST)
+			goto fail;
+	}
+	if (i == QUEUE_ID_TRIES)
+		goto fail;
+	tx->entryfd = openat(tmpfd, tx->id,
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (tx->entryfd == -1) {
+		saved_errno = errno;
+		unlinkat(tmpfd, tx->id, AT_REMOVEDIR);
+		errno = saved_errno;
+		goto fail;
+	}
+	tx->msgfd = openat(tx->entryfd, QUEUE_MESSAGE,
+	    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (tx->msgfd == -1) {
+		queue_tx_unlink(tx);
+		goto fail;
+	}
+	tx->buf = xmalloc(QUEUE_WBUF_SIZE);
+	return tx;
+
+fail:
+	saved_errno = errno;
+	queue_close_fd(tx->entryfd);
+	free(tx);
+	errno = saved_errno;
+	return NULL;
+}
+
+/* The ID the message will have in queue/. */
+const char *
+queue_tx_id(const struct queue_tx *tx)
+{
+	return tx->id;
+}
+
+/* Write out the buffered message bytes; a failure sticks to the tx. */
+static int
+queue_flush(struct queue_tx *tx)
+{
+	if (tx->error != 0) {
+		errno = tx->error;
+		return -1;
+	}
+	if (tx->buflen == 0)
+		return 0;
+	if (write_all(tx->msgfd, tx->buf, tx->buflen) == -1) {
+		tx->error = errno;
+		return -1;
+	}
+	tx->buflen = 0;
+	return 0;
+}
+
+/* Append message bytes through the 64 KB buffer. */
+int
+queue_tx_write(struct queue_tx *tx, const void *data, size_t len)
+{
+	if (tx->error != 0) {
+		errno = tx->error;
+		return -1;
+	}
+	if (len > QUEUE_WBUF_SIZE - tx->buflen && queue_flush(tx) == -1)
+		return -1;
+	if (len >= QUEUE_WBUF_SIZE) {
+		if (write_all(tx->msgfd, data, len) == -1) {
+			tx->error = errno;
+			return -1;
+		}
+		return 0;
+	}
+	memcpy(tx->buf + tx->buflen, data, len);
+	tx->buflen += len;
+	return 0;
+}
+
+/* Remove tmp/<ID> and whatever the tx has written into it. */
+static void
+queue_tx_unlink(struct queue_tx *tx)
+{
+	int	 saved_errno = errno;
+
+	if (tx->entryfd != -1)
+		queue_purge(tx->entryfd, tx->id, 0);
+	if (unlinkat(tx->q->fd[QUEUE_SUB_TMP], tx->id, AT_REMOVEDIR) == -1 &&
+	    errno != ENOENT)
+		log_warn("queue: cannot remove tmp/%s", tx->id);
+	errno = saved_errno;
+}
+
+/* Close and free a tx without touching the disk. */
+static void
+queue_tx_free(struct queue_tx *tx)
+{
+	int	 saved_errno = errno;
+
+	if (tx->msgfd != -1)
+		close(tx->msgfd);
+	if (tx->entryfd != -1)
+		close(tx->entryfd);
+	free(tx->buf);
+	free(tx);
+	errno = saved_errno;
+}
+
+/* Drop a tx and its tmp/<ID>; NULL is a no-op. */
+void
+queue_tx_abort(struct queue_tx *tx)
+{
+	if (tx == NULL)
+		return;
+	queue_tx_unlink(tx);
+	queue_tx_free(tx);
+}
+
+/* The envelope's text form in a new buffer. */
+static int
+queue_dump_envelope(const struct envelope *env, char **buf, size_t *len)
+{
+	FILE	*fp;
+	int	 rc, saved_errno;
+
+	*buf = NULL;
+	*len = 0;
+	if ((fp = open_memstream(buf, len)) == NULL)
+		return -1;
+	rc = envelope_dump(env, fp);
+	saved_errno = errno;
+	if (fclose(fp) == EOF && rc == 0) {
+		rc = -1;
+		saved_errno = errno;
+	}
+	if (rc == -1) {
+		free(*buf);
+		*buf = NULL;
+		errno = saved_errno;
+	}
+	return rc;
+}
+
+/* Write the credentials file: one line, base64 of the PLAIN blob. */
+static int
+queue_write_cred(int entryfd, const struct sasl_cred *cred)
+{
+	char	 b64[QUEUE_CRED_MAX];
+	size_t	 len;
+	int	 rc;
+
+	if (sasl_plain_encode(cred, b64, sizeof(b64) - 1) == -1) {
+		secure_zero(b64, sizeof(b64));
+		errno = EINVAL;
+		return -1;
+	}
+	len = strlen(b64);
+	b64[len++] = '\n';
+	rc = queue_write_file(entryfd, QUEUE_CREDENTIALS, b64, len, O_EXCL);
+	secure_zero(b64, sizeof(b64));
+	return rc;
+}
+
+/* Everything but the rename: the files and the entry are durable. */
+static int
+queue_commit_entry(struct queue_tx *tx, struct envelope *env,
+    const struct sasl_cred *cred)
+{
+	char	*text;
+	size_t	 len;
+	int	 rc, saved_errno;
+
+	if (queue_flush(tx) == -1 || fsync(tx->msgfd) == -1)
+		return -1;
+	rc = close(tx->msgfd);
+	tx->msgfd = -1;
+	if (rc == -1)
+		return -1;
+	if (str_copy(env->id, tx->id, sizeof(env->id)) == -1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (queue_dump_envelope(env, &text, &len) == -1)
+		return -1;
+	rc = queue_write_file(tx->entryfd, QUEUE_ENVELOPE, text, len, O_EXCL);
+	saved_errno = errno;
+	free(text);
+	errno = saved_errno;
+	if (rc == -1 || queue_write_cred(tx->entryfd, cred) == -1)
+		return -1;
+	return fsync(tx->entryfd);
+}
+
+/* Make the entry durable in queue/; the tx is freed in every case. */
+int
+queue_tx_commit(struct queue_tx *tx, struct envelope *env,
+    const struct sasl_cred *cred)
+{
+	struct queue	*q = tx->q;
+	int		 tmpfd = q->fd[QUEUE_SUB_TMP];
+	int		 qfd = q->fd[QUEUE_SUB_QUEUE];
+	int		 saved_errno;
+
+	if (queue_commit_entry(tx, env, cred) == -1 ||
+	    renameat(tmpfd, tx->id, qfd, tx->id) == -1) {
+		queue_tx_abort(tx);
+		return -1;
+	}
+	if (fsync(qfd) == -1) {
+		/*
+		 * The client will be told the message was not accepted, so
+		 * it must not be delivered either: take it back out.
+		 */
+		saved_errno = errno;
+		log_warn("queue: fsync %s/queue", q->dir);
+		queue_empty_dir(qfd, tx->id);
+		queue_tx_free(tx);
+		errno = saved_errno;
+		return -1;
+	}
+	if (fsync(tmpfd) == -1)
+		log_warn("queue: fsync %s/tmp", q->dir);
+	queue_tx_free(tx);
+	return 0;
+}
+
+/* Remove the files in sub/<name> and the directory itself. */
+static int
+queue_empty_dir(int subfd, const char *name)
+{
+	int	 fd, rc, saved_errno = errno;
+
+	fd = openat(subfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		return -1;
+	rc = queue_purge(fd, name, 0);
+	close(fd);
+	if (rc == -1 || unlinkat(subfd, name, AT_REMOVEDIR) == -1) {
+		saved_errno = errno;
+		rc = -1;
+	}
+	errno = saved_errno;
+	return rc;
+}
+
+/* Compare two names for qsort. */
+static int
+queue_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Call cb for each name in queue/ (dot files skipped), in sorted order. */
+int
+queue_scan(struct queue *q, void (*cb)(const char *, void *), void *arg)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		**names = NULL;
+	size_t		 n = 0, i;
+	int		 fd;
+
+	if ((fd = dup(q->fd[QUEUE_SUB_QUEUE])) == -1)
+		return -1;
+	if ((d = fdopendir(fd)) == NULL) {
+		queue_close_fd(fd);
+		return -1;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		names = xreallocarray(names, n + 1, sizeof(*names));
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	if (n > 0)
+		qsort(names, n, sizeof(*names), queue_name_cmp);
+	for (i = 0; i < n; i++) {
+		cb(names[i], arg);
+		free(names[i]);
+	}
+	free(names);
+	return 0;
+}
+
+/* Open queue/<id>/<file> read-only. */
+static int
+queue_open_file(struct queue *q, const char *id, const char *file)
+{
+	char	 path[ENVELOPE_ID_MAX + 32];
+
+	if (!queue_name_ok(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/%s", id, file);
+	return openat(q->fd[QUEUE_SUB_QUEUE], path,
+	    O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+}
+
+/* Load queue/<id>/envelope; the envelope must carry the entry's own ID. */
+int
+queue_load(struct queue *q, const char *id, struct envelope *env, char *err,
+    size_t errlen)
+{
+	FILE	*fp;
+	char	*name;
+	int	 fd, rc;
+
+	xasprintf(&name, "%s/queue/%s/%s", q->dir, id, QUEUE_ENVELOPE);
+	envelope_init(env);
+	if ((fd = queue_open_file(q, id, QUEUE_ENVELOPE)) == -1 ||
+	    (fp = fdopen(fd, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		queue_close_fd(fd);
+		free(name);
+		return -1;
+	}
+	rc = envelope_load(env, fp, name, err, errlen);
+	fclose(fp);
+	if (rc == 0 && strcmp(env->id, id) != 0) {
+		snprintf(err, errlen, "%s: id: does not match the entry name",
+		    name);
+		envelope_fini(env);
+		rc = -1;
+	}
+	free(name);
+	return rc;
+}
+
+/* Load queue/<id>/credentials. */
+int
+queue_load_cred(struct queue *q, const char *id, struct sasl_cred *cred)
+{
+	char		 buf[QUEUE_CRED_MAX];
+	const char	*reason;
+	ssize_t		 n = 0;
+	size_t		 len = 0;
+	int		 fd, rc = -1, saved_errno = 0;
+
+	if ((fd = queue_open_file(q, id, QUEUE_CREDENTIALS)) == -1)
+		return -1;
+	while (len < sizeof(buf) - 1) {
+		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (n == -1)
+		saved_errno = errno;
+	else if (len == 0 || len == sizeof(buf) - 1 || buf[len - 1] != '\n')
+		saved_errno = EINVAL;
+	else {
+		buf[len - 1] = '\0';
+		if (sasl_plain_decode(buf, cred, &reason) == 0)
+			rc = 0;
+		else
+			saved_errno = EINVAL;
+	}
+	close(fd);
+	secure_zero(buf, sizeof(buf));
+	errno = saved_errno;
+	return rc;
+}
+
+/* Open queue/<id>/message.eml read-only. */
+int
+queue_open_message(struct queue *q, const char *id)
+{
+	return queue_open_file(q, id, QUEUE_MESSAGE);
+}
+
+/* Replace envelope in the entry open at entryfd: tmp file, fsync, rename. */
+static int
+queue_replace_envelope(int entryfd, const struct envelope *env)
+{
+	char	*text;
+	size_t	 len;
+	int	 rc, saved_errno;
+
+	if (queue_dump_envelope(env, &text, &len) == -1)
+		return -1;
+	rc = queue_write_file(entryfd, QUEUE_ENVELOPE_TMP, text, len, O_TRUNC);
+	saved_errno = errno;
+	free(text);
+	errno = saved_errno;
+	if (rc == -1)
+		return -1;
+	if (renameat(entryfd, QUEUE_ENVELOPE_TMP, entryfd, QUEUE_ENVELOPE) ==
+	    -1) {
+		saved_errno = errno;
+		unlinkat(entryfd, QUEUE_ENVELOPE_TMP, 0);
+		errno = saved_errno;
+		return -1;
+	}
+	return fsync(entryfd);
+}
+
+/* Open the entry directory queue/<id>. */
+static int
+queue_open_entry(struct queue *q, const char *id)
+{
+	if (!queue_name_ok(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return openat(q->fd[QUEUE_SUB_QUEUE], id,
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+}
+
+/* Atomically replace queue/<id>/envelope with env. */
+int
+queue_update(struct queue *q, const struct envelope *env)
+{
+	int	 fd, rc;
+
+	if ((fd = queue_open_entry(q, env->id)) == -1)
+		return -1;
+	rc = queue_replace_envelope(fd, env);
+	queue_close_fd(fd);
+	return rc;
+}
+
+/* Delivered: remove queue/<id> and make that durable. */
+int
+queue_remove(struct queue *q, const char *id)
+{
+	if (!queue_name_ok(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (queue_empty_dir(q->fd[QUEUE_SUB_QUEUE], id) == -1)
+		return -1;
+	return fsync(q->fd[QUEUE_SUB_QUEUE]);
+}
+
+/* Move queue/<name> to failed/<name> and fsync both parents. */
+static int
+queue_move_failed(struct queue *q, const char *name)
+{
+	int	 qfd = q->fd[QUEUE_SUB_QUEUE], ffd = q->fd[QUEUE_SUB_FAILED];
+
+	if (renameat(qfd, name, ffd, name) == -1)
+		return -1;
+	if (fsync(ffd) == -1 || fsync(qfd) == -1)
+		return -1;
+	return 0;
+}
+
+/* Give up: write env with state failed, then move the entry to failed/. */
+int
+queue_fail(struct queue *q, const struct envelope *env)
+{
+	struct envelope	 failed;
+
+	failed = *env;			/* shallow: rcpt stays the caller's */
+	failed.state = ENVELOPE_FAILED;
+	if (queue_update(q, &failed) == -1)
+		return -1;
+	return queue_move_failed(q, env->id);
+}
+
+/* Move a bad entry or stray file to failed/, with a REASON for a dir. */
+int
+queue_quarantine(struct queue *q, const char *name, const char *reason)
+{
+	struct stat	 st;
+	char		*text;
+	int		 fd, len;
+
+	if (!queue_name_ok(name)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (fstatat(q->fd[QUEUE_SUB_QUEUE], name, &st, AT_SYMLINK_NOFOLLOW) ==
+	    -1)
+		return -1;
+	if (S_ISDIR(st.st_mode)) {
+		/* Best effort: the move matters more than the note. */
+		if ((fd = queue_open_entry(q, name)) != -1) {
+			len = xasprintf(&text, "%s\n", reason);
+			if (queue_write_file(fd, QUEUE_REASON, text, (size_t)len,
+			    O_TRUNC) == -1)
+				log_warn("queue: writing %s/REASON", name);
+			free(text);
+			close(fd);
+		}
+	}
+	if (queue_move_failed(q, name) == -1)
+		return -1;
+	log_warnx("%s quarantined reason=%s", name, reason);
+	return 0;
+}

@@ -1,0 +1,699 @@
+/*
+ * check_queue.c: the durable store on a fresh mkdtemp directory per test:
+ * what a commit leaves on disk (files, modes, bytes), that an abort or a
+ * failed write leaves nothing, the tmp/ purge, scan order, envelope
+ * updates, remove, fail, quarantine, the refusal of writable directories
+ * and the credentials file.
+ */
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check_relayq.h"
+#include "envelope.h"
+#include "queue.h"
+#include "sasl.h"
+
+#define USER	"alice@example.com"
+#define PASS	"hunter2-Secret!pw"
+#define MSG	"Subject: hi\r\n\r\n.leading dot kept as is\r\nbody\r\n"
+
+static char	 tmpdir[] = "/tmp/relayq-check-queue-XXXXXX";
+static char	 qdir[sizeof(tmpdir) + 8];
+
+/* nftw callback that removes one entry. */
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* A fresh directory for each test; the queue lives in <tmp>/q. */
+static void
+setup(void)
+{
+	strcpy(tmpdir, "/tmp/relayq-check-queue-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(qdir, sizeof(qdir), "%s/q", tmpdir);
+}
+
+/* Remove the test's directory tree. */
+static void
+teardown(void)
+{
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Build "<qdir>/<a>[/<b>]" into a static buffer. */
+static const char *
+qpath(const char *a, const char *b)
+{
+	static char	 buf[4][512];
+	static int	 i;
+
+	i = (i + 1) % 4;
+	if (b == NULL)
+		snprintf(buf[i], sizeof(buf[i]), "%s/%s", qdir, a);
+	else
+		snprintf(buf[i], sizeof(buf[i]), "%s/%s/%s", qdir, a, b);
+	return buf[i];
+}
+
+/* Number of entries in a directory, "." and ".." not counted. */
+static int
+count_entries(const char *path)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 n = 0;
+
+	d = opendir(path);
+	ck_assert_msg(d != NULL, "opendir %s: %s", path, strerror(errno));
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* The whole file as a NUL-terminated string; its length in *len. */
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE	*fp;
+	char	*buf;
+	long	 n;
+
+	fp = fopen(path, "r");
+	ck_assert_msg(fp != NULL, "fopen %s: %s", path, strerror(errno));
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	rewind(fp);
+	buf = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)n, fp), (size_t)n);
+	buf[n] = '\0';
+	fclose(fp);
+	if (len != NULL)
+		*len = (size_t)n;
+	return buf;
+}
+
+/* The permission bits of path. */
+static unsigned
+mode_of(const char *path)
+{
+	struct stat	 st;
+
+	ck_assert_msg(lstat(path, &st) == 0, "%s: %s", path, strerror(errno));
+	return (unsigned)(st.st_mode & 07777);
+}
+
+/* Open the fixture's queue, failing the test if that is refused. */
+static struct queue *
+open_queue(void)
+{
+	struct queue	*q;
+	char		 err[256] = "";
+
+	q = queue_open(qdir, err, sizeof(err));
+	ck_assert_msg(q != NULL, "queue_open: %s", err);
+	return q;
+}
+
+/* A two-recipient envelope as the server would fill it. */
+static void
+make_env(struct envelope *env)
+{
+	envelope_init(env);
+	strcpy(env->sender, "alice@example.com");
+	envelope_add_rcpt(env, "bob@example.com");
+	envelope_add_rcpt(env, "carol@example.org");
+	env->submitted = 1795705294;
+	env->uid = 1000;
+	env->next_attempt = 1795705294;
+}
+
+/* The test account. */
+static void
+make_cred(struct sasl_cred *cred)
+{
+	memset(cred, 0, sizeof(*cred));
+	strcpy(cred->user, USER);
+	strcpy(cred->pass, PASS);
+}
+
+/* Receive and commit MSG; the new ID is copied into id. */
+static void
+commit_one(struct queue *q, char *id, size_t idlen)
+{
+	struct queue_tx	*tx;
+	struct envelope	 env;
+	struct sasl_cred cred;
+
+	make_env(&env);
+	make_cred(&cred);
+	tx = queue_tx_begin(q);
+	ck_assert_ptr_nonnull(tx);
+	ck_assert_int_eq(queue_tx_write(tx, MSG, 13), 0);
+	ck_assert_int_eq(queue_tx_write(tx, MSG + 13, strlen(MSG) - 13), 0);
+	snprintf(id, idlen, "%s", queue_tx_id(tx));
+	ck_assert_int_eq(queue_tx_commit(tx, &env, &cred), 0);
+	ck_assert_str_eq(env.id, id);
+	envelope_fini(&env);
+}
+
+/* A commit leaves queue/<ID> with the three files, modes and bytes. */
+START_TEST(test_queue_commit_files)
+{
+	struct queue	*q;
+	struct envelope	 env;
+	char		 id[ENVELOPE_ID_MAX], err[256], *text;
+	size_t		 len;
+
+	q = open_queue();
+	ck_assert_uint_eq(mode_of(qdir), 0700);
+	ck_assert_uint_eq(mode_of(qpath("tmp", NULL)), 0700);
+	ck_assert_uint_eq(mode_of(qpath("queue", NULL)), 0700);
+	ck_assert_uint_eq(mode_of(qpath("failed", NULL)), 0700);
+	commit_one(q, id, sizeof(id));
+
+	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 1);
+	ck_assert_int_eq(count_entries(qpath("queue", id)), 3);
+	ck_assert_uint_eq(mode_of(qpath("queue", id)), 0700);
+	snprintf(err, sizeof(err), "%s/message.eml", id);
+	ck_assert_uint_eq(mode_of(qpath("queue", err)), 0600);
+	text = slurp(qpath("queue", err), &len);
+	ck_assert_uint_eq(len, strlen(MSG));
+	ck_assert_mem_eq(text, MSG, len);
+	free(text);
+	snprintf(err, sizeof(err), "%s/envelope", id);
+	ck_assert_uint_eq(mode_of(qpath("queue", err)), 0600);
+	snprintf(err, sizeof(err), "%s/credentials", id);
+	ck_assert_uint_eq(mode_of(qpath("queue", err)), 0600);
+
+	ck_assert_msg(queue_load(q, id, &env, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(env.id, id);
+	ck_assert_str_eq(env.sender, "alice@example.com");
+	ck_assert_uint_eq(env.nrcpt, 2);
+	ck_assert_str_eq(env.rcpt[0], "bob@example.com");
+	ck_assert_str_eq(env.rcpt[1], "carol@example.org");
+	ck_assert_int_eq(env.uid, 1000);
+	ck_assert_uint_eq(env.attempts, 0);
+	ck_assert_int_eq(env.state, ENVELOPE_QUEUED);
+	envelope_fini(&env);
+	queue_close(q);
+}
+END_TEST
+
+/* IDs look like 20261127T021934.123456-4f9a2c1b. */
+START_TEST(test_queue_id_format)
+{
+	struct queue	*q;
+	struct queue_tx	*tx;
+	const char	*id;
+	size_t		 i;
+
+	q = open_queue();
+	tx = queue_tx_begin(q);
+	ck_assert_ptr_nonnull(tx);
+	id = queue_tx_id(tx);
+	ck_assert_uint_eq(strlen(id), 31);
+	for (i = 0; i < 31; i++) {
+		if (i == 8)
+			ck_assert_int_eq(id[i], 'T');
+		else if (i == 15)
+			ck_assert_int_eq(id[i], '.');
+		else if (i == 22)
+			ck_assert_int_eq(id[i], '-');
+		else if (i > 22)
+			ck_assert_ptr_nonnull(strchr("0123456789abcdef", id[i]));
+		else
+			ck_assert_ptr_nonnull(strchr("0123456789", id[i]));
+	}
+	ck_assert_int_eq(access(qpath("tmp", id), F_OK), 0);
+	queue_tx_abort(tx);
+	queue_close(q);
+}
+END_TEST
+
+/* An abort removes tmp/<ID>; nothing reaches queue/. */
+START_TEST(test_queue_abort_leaves_nothing)
+{
+	struct queue	*q;
+	struct queue_tx	*tx;
+
+	q = open_queue();
+	tx = queue_tx_begin(q);
+	ck_assert_ptr_nonnull(tx);
+	ck_assert_int_eq(queue_tx_write(tx, MSG, strlen(MSG)), 0);
+	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 1);
+	queue_tx_abort(tx);
+	queue_tx_abort(NULL);
+	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 0);
+	queue_close(q);
+}
+END_TEST
+
+/* A commit that cannot write the envelope fails and leaves nothing. */
+START_TEST(test_queue_commit_failure_cleans)
+{
+	struct queue	*q;
+	struct queue_tx	*tx;
+	struct envelope	 env;
+	struct sasl_cred cred;
+
+	q = open_queue();
+	envelope_init(&env);		/* no recipient: not dumpable */
+	make_cred(&cred);
+	tx = queue_tx_begin(q);
+	ck_assert_ptr_nonnull(tx);
+	ck_assert_int_eq(queue_tx_write(tx, MSG, strlen(MSG)), 0);
+	errno = 0;
+	ck_assert_int_eq(queue_tx_commit(tx, &env, &cred), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 0);
+	queue_close(q);
+}
+END_TEST
+
+/*
+ * A write error (here EFBIG from RLIMIT_FSIZE, standing in for ENOSPC)
+ * sticks, keeps its errno through the commit, and leaves nothing.
+ */
+START_TEST(test_queue_write_error_sticky)
+{
+	struct queue	*q;
+	struct queue_tx	*tx;
+	struct envelope	 env;
+	struct sasl_cred cred;
+	struct rlimit	 rl = { 4096, 4096 };
+	static char	 big[100 * 1024];
+	int		 rc;
+
+	q = open_queue();
+	make_env(&env);
+	make_cred(&cred);
+	memset(big, 'x', sizeof(big));
+	signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	tx = queue_tx_begin(q);
+	ck_assert_ptr_nonnull(tx);
+	errno = 0;
+	rc = queue_tx_write(tx, big, sizeof(big));
+	ck_assert_int_eq(rc, -1);
+	ck_assert_int_eq(errno, EFBIG);
+	errno = 0;
+	ck_assert_int_eq(queue_tx_write(tx, "a\r\n", 3), -1);
+	ck_assert_int_eq(errno, EFBIG);
+	errno = 0;
+	ck_assert_int_eq(queue_tx_commit(tx, &env, &cred), -1);
+	ck_assert_int_eq(errno, EFBIG);
+	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 0);
+	envelope_fini(&env);
+	queue_close(q);
+}
+END_TEST
+
+/* Many small writes and one large one come out byte for byte. */
+START_TEST(test_queue_write_buffering)
+{
+	struct queue	*q;
+	struct queue_tx	*tx;
+	struct envelope	 env;
+	struct sasl_cred cred;
+	static char	 want[300 * 1024];
+	char		 id[ENVELOPE_ID_MAX], path[128], *got;
+	size_t		 i, off, n, len;
+
+	for (i = 0; i < sizeof(want); i++)
+		want[i] = (char)('a' + i % 26);
+	q = open_queue();
+	make_env(&env);
+	make_cred(&cred);
+	tx = queue_tx_begin(q);
+	ck_assert_ptr_nonnull(tx);
+	for (off = 0; off < 100000; off += n) {
+		n = 1 + off % 77;
+		ck_assert_int_eq(queue_tx_write(tx, want + off, n), 0);
+	}
+	ck_assert_int_eq(queue_tx_write(tx, want + off, 150000), 0);
+	off += 150000;
+	ck_assert_int_eq(queue_tx_write(tx, want + off, sizeof(want) - off), 0);
+	snprintf(id, sizeof(id), "%s", queue_tx_id(tx));
+	ck_assert_int_eq(queue_tx_commit(tx, &env, &cred), 0);
+	snprintf(path, sizeof(path), "%s/message.eml", id);
+	got = slurp(qpath("queue", path), &len);
+	ck_assert_uint_eq(len, sizeof(want));
+	ck_assert_mem_eq(got, want, len);
+	free(got);
+	envelope_fini(&env);
+	queue_close(q);
+}
+END_TEST
+
+/* Whatever is left in tmp/ (entries are directories) goes at open. */
+START_TEST(test_queue_open_purges_tmp)
+{
+	struct queue	*q;
+	char		 id[ENVELOPE_ID_MAX];
+	FILE		*fp;
+
+	q = open_queue();
+	commit_one(q, id, sizeof(id));
+	queue_close(q);
+	ck_assert_int_eq(mkdir(qpath("tmp", "20260101T000000.000001-deadbeef"),
+	    0700), 0);
+	fp = fopen(qpath("tmp", "20260101T000000.000001-deadbeef/message.eml"),
+	    "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs("half a message", fp);
+	fclose(fp);
+	fp = fopen(qpath("tmp", "stray"), "w");
+	ck_assert_ptr_nonnull(fp);
+	fclose(fp);
+	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 2);
+
+	q = open_queue();
+	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 1);
+	ck_assert_int_eq(access(qpath("queue", id), F_OK), 0);
+	queue_close(q);
+}
+END_TEST
+
+struct scan_result {
+	char	 names[8][ENVELOPE_ID_MAX];
+	size_t	 n;
+};
+
+/* queue_scan callback: record each name. */
+static void
+scan_cb(const char *id, void *arg)
+{
+	struct scan_result	*r = arg;
+
+	ck_assert_uint_lt(r->n, 8);
+	snprintf(r->names[r->n++], ENVELOPE_ID_MAX, "%s", id);
+}
+
+/* scan reports names in sorted order and skips dot files. */
+START_TEST(test_queue_scan_order)
+{
+	struct queue		*q;
+	struct scan_result	 r;
+	char			 id[3][ENVELOPE_ID_MAX];
+	size_t			 i;
+
+	q = open_queue();
+	for (i = 0; i < 3; i++)
+		commit_one(q, id[i], sizeof(id[i]));
+	ck_assert_int_eq(mkdir(qpath("queue", "20000101T000000.000000-00000001"),
+	    0700), 0);
+	ck_assert_int_eq(mkdir(qpath("queue", "30000101T000000.000000-00000001"),
+	    0700), 0);
+	ck_assert_int_eq(mkdir(qpath("queue", ".hidden"), 0700), 0);
+	memset(&r, 0, sizeof(r));
+	ck_assert_int_eq(queue_scan(q, scan_cb, &r), 0);
+	ck_assert_uint_eq(r.n, 5);
+	ck_assert_str_eq(r.names[0], "20000101T000000.000000-00000001");
+	ck_assert_str_eq(r.names[4], "30000101T000000.000000-00000001");
+	for (i = 0; i + 1 < r.n; i++)
+		ck_assert_int_lt(strcmp(r.names[i], r.names[i + 1]), 0);
+	for (i = 0; i < 3; i++) {
+		ck_assert_msg(strcmp(r.names[1], id[i]) == 0 ||
+		    strcmp(r.names[2], id[i]) == 0 ||
+		    strcmp(r.names[3], id[i]) == 0, "%s not scanned", id[i]);
+	}
+	queue_close(q);
+}
+END_TEST
+
+/* update replaces the envelope; it reads back and no temp file stays. */
+START_TEST(test_queue_update)
+{
+	struct queue	*q;
+	struct envelope	 env;
+	char		 id[ENVELOPE_ID_MAX], err[256], path[128];
+
+	q = open_queue();
+	commit_one(q, id, sizeof(id));
+	ck_assert_msg(queue_load(q, id, &env, err, sizeof(err)) == 0, "%s", err);
+	env.attempts = 3;
+	env.next_attempt = 1795709999;
+	strcpy(env.last_reply, "421 4.7.0 Try again later");
+	ck_assert_int_eq(queue_update(q, &env), 0);
+	envelope_fini(&env);
+	snprintf(path, sizeof(path), "%s/envelope.tmp", id);
+	ck_assert_int_eq(access(qpath("queue", path), F_OK), -1);
+	snprintf(path, sizeof(path), "%s/envelope", id);
+	ck_assert_uint_eq(mode_of(qpath("queue", path)), 0600);
+	ck_assert_msg(queue_load(q, id, &env, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(env.attempts, 3);
+	ck_assert_int_eq(env.next_attempt, 1795709999);
+	ck_assert_str_eq(env.last_reply, "421 4.7.0 Try again later");
+	ck_assert_uint_eq(env.nrcpt, 2);
+	envelope_fini(&env);
+	queue_close(q);
+}
+END_TEST
+
+/* load refuses an envelope whose id is not the entry's name. */
+START_TEST(test_queue_load_id_mismatch)
+{
+	struct queue	*q;
+	struct envelope	 env;
+	char		 id[ENVELOPE_ID_MAX], err[512];
+
+	q = open_queue();
+	commit_one(q, id, sizeof(id));
+	ck_assert_int_eq(rename(qpath("queue", id),
+	    qpath("queue", "20000101T000000.000000-00000001")), 0);
+	ck_assert_int_eq(queue_load(q, "20000101T000000.000000-00000001", &env,
+	    err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "id: does not match") != NULL, "%s", err);
+	ck_assert_int_eq(queue_load(q, "../x", &env, err, sizeof(err)), -1);
+	queue_close(q);
+}
+END_TEST
+
+/* remove deletes the entry directory. */
+START_TEST(test_queue_remove)
+{
+	struct queue	*q;
+	char		 id[ENVELOPE_ID_MAX], id2[ENVELOPE_ID_MAX];
+
+	q = open_queue();
+	commit_one(q, id, sizeof(id));
+	commit_one(q, id2, sizeof(id2));
+	ck_assert_int_eq(queue_remove(q, id), 0);
+	ck_assert_int_eq(access(qpath("queue", id), F_OK), -1);
+	ck_assert_int_eq(access(qpath("queue", id2), F_OK), 0);
+	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 1);
+	errno = 0;
+	ck_assert_int_eq(queue_remove(q, id), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	queue_close(q);
+}
+END_TEST
+
+/* fail moves the entry to failed/ with state failed and the reply. */
+START_TEST(test_queue_fail)
+{
+	struct queue	*q;
+	struct envelope	 env;
+	char		 id[ENVELOPE_ID_MAX], err[256], path[128], *text;
+
+	q = open_queue();
+	commit_one(q, id, sizeof(id));
+	ck_assert_msg(queue_load(q, id, &env, err, sizeof(err)) == 0, "%s", err);
+	strcpy(env.last_reply, "550 5.1.1 No such user");
+	ck_assert_int_eq(queue_fail(q, &env), 0);
+	ck_assert_int_eq(env.state, ENVELOPE_QUEUED);	/* caller's copy */
+	envelope_fini(&env);
+	ck_assert_int_eq(access(qpath("queue", id), F_OK), -1);
+	ck_assert_int_eq(count_entries(qpath("failed", id)), 3);
+	snprintf(path, sizeof(path), "%s/envelope", id);
+	text = slurp(qpath("failed", path), NULL);
+	ck_assert_ptr_nonnull(strstr(text, "\nstate: failed\n"));
+	ck_assert_ptr_nonnull(strstr(text,
+	    "\nlast-reply: 550 5.1.1 No such user\n"));
+	free(text);
+	snprintf(path, sizeof(path), "%s/message.eml", id);
+	ck_assert_uint_eq(mode_of(qpath("failed", path)), 0600);
+	queue_close(q);
+}
+END_TEST
+
+/* quarantine moves a bad dir (with REASON) and a stray file to failed/. */
+START_TEST(test_queue_quarantine)
+{
+	struct queue	*q;
+	FILE		*fp;
+	char		*text;
+
+	q = open_queue();
+	ck_assert_int_eq(mkdir(qpath("queue", "baddir"), 0700), 0);
+	fp = fopen(qpath("queue", "stray"), "w");
+	ck_assert_ptr_nonnull(fp);
+	fclose(fp);
+	ck_assert_int_eq(queue_quarantine(q, "baddir",
+	    "q/queue/baddir/envelope: No such file or directory"), 0);
+	ck_assert_int_eq(queue_quarantine(q, "stray", "not a directory"), 0);
+	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 0);
+	ck_assert_int_eq(access(qpath("failed", "stray"), F_OK), 0);
+	text = slurp(qpath("failed", "baddir/REASON"), NULL);
+	ck_assert_str_eq(text,
+	    "q/queue/baddir/envelope: No such file or directory\n");
+	free(text);
+	ck_assert_int_eq(queue_quarantine(q, "../failed", "x"), -1);
+	queue_close(q);
+}
+END_TEST
+
+/* A group- or world-writable queue directory or subdirectory is refused. */
+START_TEST(test_queue_open_refuses_writable)
+{
+	struct queue	*q;
+	char		 err[512] = "";
+
+	ck_assert_int_eq(mkdir(qdir, 0700), 0);
+	ck_assert_int_eq(chmod(qdir, 0777), 0);
+	q = queue_open(qdir, err, sizeof(err));
+	ck_assert_ptr_null(q);
+	ck_assert_msg(strstr(err, "writable") != NULL, "%s", err);
+	ck_assert_msg(strstr(err, qdir) != NULL, "%s", err);
+
+	ck_assert_int_eq(chmod(qdir, 0700), 0);
+	q = open_queue();
+	queue_close(q);
+	ck_assert_int_eq(chmod(qpath("queue", NULL), 0770), 0);
+	err[0] = '\0';
+	q = queue_open(qdir, err, sizeof(err));
+	ck_assert_ptr_null(q);
+	ck_assert_msg(strstr(err, "/queue: group or other writable") != NULL,
+	    "%s", err);
+}
+END_TEST
+
+/* The credentials round-trip through their 0600 file, base64 only. */
+START_TEST(test_queue_credentials)
+{
+	struct queue	*q;
+	struct sasl_cred cred, want;
+	char		 id[ENVELOPE_ID_MAX], path[128], b64[1024], *text;
+
+	q = open_queue();
+	commit_one(q, id, sizeof(id));
+	memset(&cred, 'x', sizeof(cred));
+	ck_assert_int_eq(queue_load_cred(q, id, &cred), 0);
+	ck_assert_str_eq(cred.user, USER);
+	ck_assert_str_eq(cred.pass, PASS);
+	make_cred(&want);
+	ck_assert_int_eq(sasl_plain_encode(&want, b64, sizeof(b64)), 0);
+	snprintf(path, sizeof(path), "%s/credentials", id);
+	text = slurp(qpath("queue", path), NULL);
+	ck_assert_str_eq(text, strcat(b64, "\n"));
+	free(text);
+	queue_close(q);
+}
+END_TEST
+
+/* The password is in neither the envelope nor the message. */
+START_TEST(test_queue_password_not_in_envelope)
+{
+	struct queue	*q;
+	char		 id[ENVELOPE_ID_MAX], path[128], *text;
+
+	q = open_queue();
+	commit_one(q, id, sizeof(id));
+	snprintf(path, sizeof(path), "%s/envelope", id);
+	text = slurp(qpath("queue", path), NULL);
+	ck_assert_ptr_nonnull(strstr(text, "sender: alice@example.com\n"));
+	ck_assert_ptr_null(strstr(text, PASS));
+	ck_assert_ptr_null(strstr(text, "hunter2"));
+	free(text);
+	snprintf(path, sizeof(path), "%s/message.eml", id);
+	text = slurp(qpath("queue", path), NULL);
+	ck_assert_ptr_null(strstr(text, "hunter2"));
+	free(text);
+	queue_close(q);
+}
+END_TEST
+
+/* The message can be opened for the relay; bad names are refused. */
+START_TEST(test_queue_open_message)
+{
+	struct queue	*q;
+	char		 id[ENVELOPE_ID_MAX], buf[256];
+	ssize_t		 n;
+	int		 fd;
+
+	q = open_queue();
+	commit_one(q, id, sizeof(id));
+	fd = queue_open_message(q, id);
+	ck_assert_int_ge(fd, 0);
+	n = read(fd, buf, sizeof(buf));
+	ck_assert_int_eq(n, (ssize_t)strlen(MSG));
+	ck_assert_mem_eq(buf, MSG, (size_t)n);
+	close(fd);
+	errno = 0;
+	ck_assert_int_eq(queue_open_message(q, "../queue"), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(queue_open_message(q, ".hidden"), -1);
+	ck_assert_str_eq(queue_dir(q), qdir);
+	queue_close(q);
+}
+END_TEST
+
+Suite *
+queue_suite(void)
+{
+	Suite	*s;
+	TCase	*tc;
+
+	s = suite_create("queue");
+
+	tc = tcase_create("commit");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_queue_commit_files);
+	tcase_add_test(tc, test_queue_id_format);
+	tcase_add_test(tc, test_queue_abort_leaves_nothing);
+	tcase_add_test(tc, test_queue_commit_failure_cleans);
+	tcase_add_test(tc, test_queue_write_error_sticky);
+	tcase_add_test(tc, test_queue_write_buffering);
+	tcase_add_test(tc, test_queue_credentials);
+	tcase_add_test(tc, test_queue_password_not_in_envelope);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("store");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_queue_open_purges_tmp);
+	tcase_add_test(tc, test_queue_open_refuses_writable);
+	tcase_add_test(tc, test_queue_scan_order);
+	tcase_add_test(tc, test_queue_update);
+	tcase_add_test(tc, test_queue_load_id_mismatch);
+	tcase_add_test(tc, test_queue_remove);
+	tcase_add_test(tc, test_queue_fail);
+	tcase_add_test(tc, test_queue_quarantine);
+	tcase_add_test(tc, test_queue_open_message);
+	suite_add_tcase(s, tc);
+	return s;
+}
