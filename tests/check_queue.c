@@ -169,7 +169,7 @@ commit_one(struct queue *q, char *id, size_t idlen)
 	tx = queue_tx_begin(q);
 	ck_assert_ptr_nonnull(tx);
 	ck_assert_int_eq(queue_tx_write(tx, MSG, 13), 0);
-	ck_assert_int_eq(queue_tx_write(tx, MSG + 13, strlen(MSG) - 13), 0);
+	ck_assert_int_eq(queue_tx_write(tx, &MSG[13], strlen(MSG) - 13), 0);
 	snprintf(id, idlen, "%s", queue_tx_id(tx));
 	ck_assert_int_eq(queue_tx_commit(tx, &env, &cred), 0);
 	ck_assert_str_eq(env.id, id);
