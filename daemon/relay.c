@@ -1,0 +1,995 @@
+/*
+ * relay.c: one outbound SMTP session delivering one queued message.
+ *
+ * The session is a state machine on a single bufferevent, in the shape of
+ * OpenSMTPD's smtp_client.c: relay_enter() sends the command of a state
+ * (or skips on to another state), relay_response() judges one complete
+ * reply and picks the next state.  States only move forward:
+ *
+ *	RESOLVE -> BANNER -> EHLO -> STARTTLS -> TLS -> EHLO2 -> AUTH ->
+ *	(AUTH_PLAIN | AUTH_LOGIN_USER -> AUTH_LOGIN_PASS) -> MAIL ->
+ *	RCPT (once per recipient) -> DATA -> BODY -> EOM -> QUIT
+ *
+ * With implicit TLS the handshake follows the TCP connect and the banner
+ * comes over TLS: RESOLVE -> TLS -> BANNER -> EHLO2 -> ...
+ *
+ * Credentials cross only a verified TLS channel: STARTTLS is mandatory,
+ * the handshake must verify the certificate against the configured host
+ * name, and RELAY_AUTH refuses to run unless tls_ok is set.  A reply
+ * followed by more bytes ("trailing data") ends the session, since the
+ * relay never pipelines; after STARTTLS's 220 that is plaintext injection
+ * and nothing of it is ever acted on.
+ *
+ * relay_finish() is the one teardown: it reports the result through the
+ * done callback and frees the session.  Failures after a server reply go
+ * through RELAY_QUIT first, so the server sees a polite QUIT.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "dotstuff.h"
+#include "log.h"
+#include "relay.h"
+#include "relay_policy.h"
+#include "sasl.h"
+#include "smtp_proto.h"
+#include "tls.h"
+#include "util.h"
+
+#define RELAY_READ_HIWAT	(2 * SMTP_REPLY_MAX)
+#define RELAY_OBUF_MAX		(64 * 1024)	/* body bytes queued at most */
+#define RELAY_IBUF_SIZE		(8 * 1024)	/* one read from the .eml */
+#define RELAY_REASON_MAX	(SMTP_CMD_MAX + SMTP_REPLY_MAX + 64)
+#define RELAY_SECRET_MAX	1024		/* "AUTH PLAIN " + base64 */
+
+enum relay_state {
+	RELAY_RESOLVE,
+	RELAY_BANNER,
+	RELAY_EHLO,
+	RELAY_STARTTLS,
+	RELAY_TLS,
+	RELAY_EHLO2,
+	RELAY_AUTH,
+	RELAY_AUTH_PLAIN,
+	RELAY_AUTH_LOGIN_USER,
+	RELAY_AUTH_LOGIN_PASS,
+	RELAY_MAIL,
+	RELAY_RCPT,
+	RELAY_DATA,
+	RELAY_BODY,
+	RELAY_EOM,
+	RELAY_QUIT
+};
+
+/*
+ * Per state: its name for logs, the stage named in "connection lost in"
+ * reasons, the reply code that lets the session go on (0: no reply is
+ * awaited) and the RFC 5321 4.5.3.2 timeout in seconds.
+ */
+static const struct {
+	const char	*name;
+	const char	*stage;
+	int		 expect;
+	int		 timeout;
+} relay_states[] = {
+	[RELAY_RESOLVE] =		{ "RESOLVE", "connect", 0, 300 },
+	[RELAY_BANNER] =		{ "BANNER", "banner", 220, 300 },
+	[RELAY_EHLO] =			{ "EHLO", "EHLO", 250, 300 },
+	[RELAY_STARTTLS] =		{ "STARTTLS", "STARTTLS", 220, 300 },
+	[RELAY_TLS] =			{ "TLS", "TLS handshake", 0, 300 },
+	[RELAY_EHLO2] =			{ "EHLO2", "EHLO", 250, 300 },
+	[RELAY_AUTH] =			{ "AUTH", "AUTH", 0, 300 },
+	[RELAY_AUTH_PLAIN] =		{ "AUTH_PLAIN", "AUTH", 235, 300 },
+	[RELAY_AUTH_LOGIN_USER] =	{ "AUTH_LOGIN_USER", "AUTH", 334, 300 },
+	[RELAY_AUTH_LOGIN_PASS] =	{ "AUTH_LOGIN_PASS", "AUTH", 235, 300 },
+	[RELAY_MAIL] =			{ "MAIL", "MAIL", 250, 300 },
+	[RELAY_RCPT] =			{ "RCPT", "RCPT", 250, 300 },
+	[RELAY_DATA] =			{ "DATA", "DATA", 354, 120 },
+	[RELAY_BODY] =			{ "BODY", "DATA", 0, 180 },
+	[RELAY_EOM] =			{ "EOM", "DATA", 250, 600 },
+	[RELAY_QUIT] =			{ "QUIT", "QUIT", 221, 60 },
+};
+
+struct relay {
+	enum relay_state	 state;
+	struct bufferevent	*bev;		/* the one bufferevent */
+	struct event_base	*base;
+	struct evdns_base	*dns;
+	SSL_CTX			*ssl_ctx;
+	char			*host;
+	char			*port;
+	char			*helo;
+	enum relay_tls_mode	 tls;
+	int			 timeout;	/* 0: per-state defaults */
+
+	const char		*id;
+	const char		*sender;
+	char *const		*rcpt;
+	size_t			 nrcpt;
+	size_t			 rcptidx;
+	int			 msgfd;
+	off_t			 msgsize;
+	struct sasl_cred	 cred;
+
+	relay_done_cb		 done;
+	void			*arg;
+	bool			 finishing;
+	bool			 tls_ok;	/* verified TLS is up */
+
+	struct smtp_reply	 reply;
+	struct smtp_ehlo	 ehlo;
+	struct dotstuff		 ds;
+
+	/* What RELAY_QUIT reports once the server has answered or gone. */
+	enum relay_result	 result;
+	char			 reason[RELAY_REASON_MAX];
+
+	char			 cmd[SMTP_CMD_MAX];	/* last command, for reasons */
+	char			 line[SMTP_REPLY_LINE_MAX];
+	char			 ibuf[RELAY_IBUF_SIZE];
+	char			 obuf[3 * RELAY_IBUF_SIZE];
+};
+
+static void	relay_enter(struct relay *, enum relay_state);
+static void	relay_response(struct relay *);
+static void	relay_finish(struct relay *, enum relay_result, const char *);
+static void	relay_quit(struct relay *, enum relay_result, const char *);
+static void	relay_fail(struct relay *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static void	relay_send(struct relay *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static void	relay_read_cb(struct bufferevent *, void *);
+static void	relay_write_cb(struct bufferevent *, void *);
+static void	relay_event_cb(struct bufferevent *, short, void *);
+
+/* Free everything the session owns; the credential copy is wiped. */
+static void
+relay_free(struct relay *r)
+{
+	if (r->bev != NULL)
+		bufferevent_free(r->bev);
+	if (r->msgfd != -1)
+		close(r->msgfd);
+	secure_zero(&r->cred, sizeof(r->cred));
+	free(r->host);
+	free(r->port);
+	free(r->helo);
+	free(r);
+}
+
+/* The one teardown: report the result once, then free the session. */
+static void
+relay_finish(struct relay *r, enum relay_result result, const char *reason)
+{
+	if (r->finishing)
+		return;
+	r->finishing = true;
+	log_debug("%s relay finished in %s result=%d reason=\"%s\"", r->id,
+	    relay_states[r->state].name, (int)result, reason);
+	r->done(r->arg, result, reason);
+	relay_free(r);
+}
+
+/*
+ * A local failure on a connection that can no longer be trusted: finish
+ * TEMPFAIL at once, sending nothing more.  In RELAY_QUIT the outcome is
+ * already decided (a failed QUIT after the 250 still means delivered).
+ */
+static void
+relay_fail(struct relay *r, const char *fmt, ...)
+{
+	char	 reason[RELAY_REASON_MAX];
+	va_list	 ap;
+
+	if (r->state == RELAY_QUIT) {
+		relay_finish(r, r->result, r->reason);
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	relay_finish(r, RELAY_TEMPFAIL, reason);
+}
+
+/* Decide the outcome now, say QUIT, and report once the server answers. */
+static void
+relay_quit(struct relay *r, enum relay_result result, const char *reason)
+{
+	r->result = result;
+	if (reason != r->reason)
+		str_copy(r->reason, reason, sizeof(r->reason));
+	relay_enter(r, RELAY_QUIT);
+}
+
+/* Apply the current state's timeouts to the bufferevent. */
+static void
+relay_set_timeouts(struct relay *r)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = r->timeout > 0 ? r->timeout :
+	    relay_states[r->state].timeout;
+	tv.tv_usec = 0;
+	/* While the body streams out the server is silent: time writes only. */
+	if (r->state == RELAY_BODY)
+		bufferevent_set_timeouts(r->bev, NULL, &tv);
+	else
+		bufferevent_set_timeouts(r->bev, &tv, &tv);
+}
+
+/* Send one command line; r->cmd keeps it for failure reasons. */
+static void
+relay_send(struct relay *r, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->cmd, sizeof(r->cmd) - 2, fmt, ap);
+	va_end(ap);
+	log_debug("%s relay C: %s", r->id, r->cmd);
+	bufferevent_write(r->bev, r->cmd, strlen(r->cmd));
+	bufferevent_write(r->bev, "\r\n", 2);
+}
+
+/* evbuffer cleanup for a line that held a secret: wipe, then free it. */
+static void
+relay_secret_cleanup(const void *data, size_t len, void *extra)
+{
+	UNUSED(data);
+	secure_zero(extra, len);
+	free(extra);
+}
+
+/*
+ * Send "<prefix><base64>\r\n" where the base64 carries a secret.  The
+ * line is handed to libevent by reference, so no copy of it is left in
+ * freed evbuffer memory: the cleanup wipes it once it is written.
+ * shown is what logs and failure reasons say instead.
+ */
+static int
+relay_send_secret(struct relay *r, const char *shown, const char *prefix,
+    const char *field)
+{
+	struct evbuffer	*out;
+	char		*line;
+	size_t		 plen, len;
+	int		 rv;
+
+	line = xmalloc(RELAY_SECRET_MAX);
+	plen = strlen(prefix);
+	memcpy(line, prefix, plen);
+	if (field == NULL)
+		rv = sasl_plain_encode(&r->cred, line + plen,
+		    RELAY_SECRET_MAX - plen - 2);
+	else
+		rv = sasl_login_encode(field, line + plen,
+		    RELAY_SECRET_MAX - plen - 2);
+	if (rv == -1) {
+		secure_zero(line, RELAY_SECRET_MAX);
+		free(line);
+		return -1;
+	}
+	len = strlen(line);
+	memcpy(line + len, "\r\n", 2);
+	len += 2;
+	str_copy(r->cmd, shown, sizeof(r->cmd));
+	log_debug("%s relay C: %s ********", r->id, shown);
+	out = bufferevent_get_output(r->bev);
+	if (evbuffer_add_reference(out, line, len, relay_secret_cleanup,
+	    line) == -1) {
+		secure_zero(line, RELAY_SECRET_MAX);
+		free(line);
+		return -1;
+	}
+	return 0;
+}
+
+/* The reply is not the one the state waits for: judge it and QUIT. */
+static void
+relay_reply_fail(struct relay *r)
+{
+	char			 one[SMTP_REPLY_MAX + 8];
+	char			 reason[RELAY_REASON_MAX];
+	enum relay_result	 result;
+	int			 class;
+
+	smtp_reply_oneline(&r->reply, one, sizeof(one));
+	class = smtp_reply_class(&r->reply);
+	if (class == 4 || class == 5) {
+		result = relay_policy_classify(&r->reply);
+		snprintf(reason, sizeof(reason), "%s: %s", r->cmd, one);
+	} else {
+		result = RELAY_TEMPFAIL;
+		snprintf(reason, sizeof(reason), "%s: unexpected reply: %s",
+		    r->cmd, one);
+	}
+	relay_quit(r, result, reason);
+}
+
+/* BEV_EVENT_CONNECTED on the TCP connection. */
+static void
+relay_connected(struct relay *r)
+{
+	log_debug("%s relay connected to %s:%s", r->id, r->host, r->port);
+	if (r->tls == RELAY_TLS_IMPLICIT)
+		relay_enter(r, RELAY_TLS);
+	else
+		relay_enter(r, RELAY_BANNER);
+}
+
+/* The connection could not be made: DNS or connect(2) failed. */
+static void
+relay_connect_error(struct relay *r)
+{
+	int	 dnserr, err;
+
+	err = EVUTIL_SOCKET_ERROR();
+	dnserr = bufferevent_socket_get_dns_error(r->bev);
+	if (dnserr != 0)
+		relay_fail(r, "DNS lookup of %s failed: %s", r->host,
+		    evutil_gai_strerror(dnserr));
+	else
+		relay_fail(r, "connect to %s:%s: %s", r->host, r->port,
+		    err != 0 ? evutil_socket_error_to_string(err) :
+		    "connection failed");
+}
+
+/* Append one reason to a "; "-separated list. */
+static void
+relay_reason_add(char *buf, size_t len, const char *what)
+{
+	size_t	 n;
+
+	n = strlen(buf);
+	if (n >= len - 1)
+		return;
+	snprintf(buf + n, len - n, "%s%s", n > 0 ? "; " : "", what);
+}
+
+/* The handshake failed: collect OpenSSL's and the verifier's reasons. */
+static void
+relay_tls_error(struct relay *r, short what)
+{
+	char		 reasons[512] = "", num[32];
+	const char	*s;
+	unsigned long	 e;
+	long		 v;
+	SSL		*ssl;
+
+	while ((e = bufferevent_get_openssl_error(r->bev)) != 0) {
+		if ((s = ERR_reason_error_string(e)) == NULL) {
+			snprintf(num, sizeof(num), "error %lu", e);
+			s = num;
+		}
+		relay_reason_add(reasons, sizeof(reasons), s);
+	}
+	ssl = bufferevent_openssl_get_ssl(r->bev);
+	if (ssl != NULL && (v = SSL_get_verify_result(ssl)) != X509_V_OK)
+		relay_reason_add(reasons, sizeof(reasons),
+		    X509_verify_cert_error_string(v));
+	if (reasons[0] == '\0')
+		relay_reason_add(reasons, sizeof(reasons),
+		    (what & BEV_EVENT_EOF) ? "connection closed by peer" :
+		    "connection error");
+	ERR_clear_error();
+	relay_fail(r, "TLS handshake with %s failed: %s", r->host, reasons);
+}
+
+/* The handshake completed: confirm verification, then go on over TLS. */
+static void
+relay_tls_done(struct relay *r)
+{
+	SSL	*ssl;
+	long	 v;
+
+	ssl = bufferevent_openssl_get_ssl(r->bev);
+	if (ssl == NULL || (v = SSL_get_verify_result(ssl)) != X509_V_OK) {
+		relay_fail(r, "TLS handshake with %s failed: %s", r->host,
+		    ssl == NULL ? "no TLS state" :
+		    X509_verify_cert_error_string(v));
+		return;
+	}
+	r->tls_ok = true;
+	log_debug("%s relay tls=%s cipher=%s", r->id, SSL_get_version(ssl),
+	    SSL_get_cipher_name(ssl));
+	/* RFC 3207 4.2: forget everything learnt before TLS. */
+	memset(&r->ehlo, 0, sizeof(r->ehlo));
+	if (r->tls == RELAY_TLS_IMPLICIT)
+		relay_enter(r, RELAY_BANNER);
+	else
+		relay_enter(r, RELAY_EHLO2);
+}
+
+/* Put a verifying TLS filter over the plain connection. */
+static void
+relay_tls_start(struct relay *r)
+{
+	struct bufferevent	*tls;
+	char			 err[256];
+	SSL			*ssl;
+
+	/* The filter owns the plain bev's reading from here on. */
+	bufferevent_set_timeouts(r->bev, NULL, NULL);
+	bufferevent_setwatermark(r->bev, EV_READ, 0, 0);
+	ERR_clear_error();
+	if ((ssl = tls_client_new(r->ssl_ctx, r->host, err,
+	    sizeof(err))) == NULL) {
+		relay_fail(r, "TLS setup for %s failed: %s", r->host, err);
+		return;
+	}
+	/* On failure libevent frees ssl; the plain bev stays ours. */
+	if ((tls = bufferevent_openssl_filter_new(r->base, r->bev, ssl,
+	    BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)) == NULL) {
+		relay_fail(r, "TLS setup for %s failed", r->host);
+		return;
+	}
+	r->bev = tls;
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	bufferevent_setcb(tls, relay_read_cb, relay_write_cb, relay_event_cb,
+	    r);
+	bufferevent_setwatermark(tls, EV_READ, 0, RELAY_READ_HIWAT);
+	relay_set_timeouts(r);
+	bufferevent_enable(tls, EV_READ | EV_WRITE);
+}
+
+/* STARTTLS, only when offered: never send credentials in clear. */
+static void
+relay_starttls(struct relay *r)
+{
+	char	 reason[RELAY_REASON_MAX];
+
+	if ((r->ehlo.ext & SMTP_EXT_STARTTLS) == 0) {
+		snprintf(reason, sizeof(reason), "no STARTTLS offered by %s; "
+		    "refusing to send credentials in clear", r->host);
+		relay_quit(r, RELAY_TEMPFAIL, reason);
+		return;
+	}
+	relay_send(r, "STARTTLS");
+}
+
+/* The 220 to STARTTLS: nothing may follow it in plaintext. */
+static void
+relay_starttls_response(struct relay *r)
+{
+	struct evbuffer	*in;
+	size_t		 n;
+
+	in = bufferevent_get_input(r->bev);
+	if ((n = evbuffer_get_length(in)) != 0) {
+		log_warnx("%s relay=%s:%s plaintext injected after STARTTLS: "
+		    "%zu bytes discarded", r->id, r->host, r->port, n);
+		evbuffer_drain(in, n);
+		relay_fail(r, "plaintext injected after STARTTLS by %s",
+		    r->host);
+		return;
+	}
+	relay_enter(r, RELAY_TLS);
+}
+
+/* Pick a mechanism; credentials go only over verified TLS. */
+static void
+relay_auth(struct relay *r)
+{
+	char	 reason[RELAY_REASON_MAX];
+
+	if (!r->tls_ok) {
+		/* Unreachable by the state order; a second, separate guard. */
+		relay_fail(r, "refusing AUTH to %s without verified TLS",
+		    r->host);
+		return;
+	}
+	if (r->ehlo.auth & SMTP_AUTH_PLAIN)
+		relay_enter(r, RELAY_AUTH_PLAIN);
+	else if (r->ehlo.auth & SMTP_AUTH_LOGIN)
+		relay_enter(r, RELAY_AUTH_LOGIN_USER);
+	else {
+		snprintf(reason, sizeof(reason),
+		    "no usable AUTH mechanism offered by %s", r->host);
+		relay_quit(r, RELAY_TEMPFAIL, reason);
+	}
+}
+
+/*
+ * Send one AUTH step.  LOGIN sends the user name as its initial response
+ * (RFC 4954 4; Gmail answers with the password prompt), so the exchange
+ * fits the two states USER and PASS.
+ */
+static void
+relay_auth_send(struct relay *r)
+{
+	int	 rv;
+
+	if (r->state == RELAY_AUTH_PLAIN)
+		rv = relay_send_secret(r, "AUTH PLAIN", "AUTH PLAIN ", NULL);
+	else if (r->state == RELAY_AUTH_LOGIN_USER)
+		rv = relay_send_secret(r, "AUTH LOGIN", "AUTH LOGIN ",
+		    r->cred.user);
+	else
+		rv = relay_send_secret(r, "AUTH LOGIN", "", r->cred.pass);
+	if (rv == -1)
+		relay_quit(r, RELAY_PERMFAIL, "credentials too long to encode");
+}
+
+/* True when an envelope address can go on a command line as is. */
+static bool
+relay_addr_ok(const char *addr)
+{
+	size_t	 len;
+
+	len = strlen(addr);
+	return len <= 256 && str_is_clean(addr, len) &&
+	    strpbrk(addr, "<>") == NULL;
+}
+
+/* MAIL FROM, with SIZE when the server announced it. */
+static void
+relay_mail(struct relay *r)
+{
+	char	 size[32] = "";
+
+	if (!relay_addr_ok(r->sender)) {
+		relay_quit(r, RELAY_PERMFAIL, "invalid sender address");
+		return;
+	}
+	if (r->ehlo.ext & SMTP_EXT_SIZE)
+		snprintf(size, sizeof(size), " SIZE=%lld",
+		    (long long)r->msgsize);
+	relay_send(r, "MAIL FROM:<%s>%s", r->sender, size);
+}
+
+/* RCPT TO for the current recipient. */
+static void
+relay_rcpt(struct relay *r)
+{
+	const char	*rcpt = r->rcpt[r->rcptidx];
+
+	if (!relay_addr_ok(rcpt)) {
+		relay_quit(r, RELAY_PERMFAIL, "invalid recipient address");
+		return;
+	}
+	relay_send(r, "RCPT TO:<%s>", rcpt);
+}
+
+/* Queue body bytes until the output holds RELAY_OBUF_MAX or the file ends. */
+static void
+relay_body_fill(struct relay *r)
+{
+	struct evbuffer	*out;
+	ssize_t		 n;
+	size_t		 len;
+
+	out = bufferevent_get_output(r->bev);
+	while (evbuffer_get_length(out) < RELAY_OBUF_MAX) {
+		n = read(r->msgfd, r->ibuf, sizeof(r->ibuf));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			log_warn("%s relay reading message", r->id);
+			relay_fail(r, "reading message: %s", strerror(errno));
+			return;
+		}
+		if (n == 0) {
+			relay_enter(r, RELAY_EOM);
+			return;
+		}
+		len = dotstuff_feed(&r->ds, r->ibuf, (size_t)n, r->obuf);
+		evbuffer_add(out, r->obuf, len);
+	}
+}
+
+/* Start streaming the message; write_cb refills at the low watermark. */
+static void
+relay_body_start(struct relay *r)
+{
+	if (lseek(r->msgfd, 0, SEEK_SET) == -1) {
+		relay_fail(r, "reading message: %s", strerror(errno));
+		return;
+	}
+	dotstuff_init(&r->ds);
+	str_copy(r->cmd, "end of DATA", sizeof(r->cmd));
+	log_debug("%s relay C: <%lld bytes of message>", r->id,
+	    (long long)r->msgsize);
+	bufferevent_setwatermark(r->bev, EV_WRITE, RELAY_OBUF_MAX / 2, 0);
+	relay_body_fill(r);
+}
+
+/* The message is out: finish it with the end-of-data marker. */
+static void
+relay_eom(struct relay *r)
+{
+	size_t	 len;
+
+	bufferevent_setwatermark(r->bev, EV_WRITE, 0, 0);
+	len = dotstuff_finish(&r->ds, r->obuf);
+	bufferevent_write(r->bev, r->obuf, len);
+}
+
+/* Enter a state: send its command, or move on to the next state. */
+static void
+relay_enter(struct relay *r, enum relay_state state)
+{
+	r->state = state;
+	relay_set_timeouts(r);
+	/* Each state awaits at most one reply, and a fresh one. */
+	smtp_reply_init(&r->reply);
+	switch (state) {
+	case RELAY_RESOLVE:
+	case RELAY_BANNER:
+		str_copy(r->cmd, "banner", sizeof(r->cmd));
+		break;
+	case RELAY_EHLO:
+	case RELAY_EHLO2:
+		relay_send(r, "EHLO %s", r->helo);
+		break;
+	case RELAY_STARTTLS:
+		relay_starttls(r);
+		break;
+	case RELAY_TLS:
+		relay_tls_start(r);
+		break;
+	case RELAY_AUTH:
+		relay_auth(r);
+		break;
+	case RELAY_AUTH_PLAIN:
+	case RELAY_AUTH_LOGIN_USER:
+	case RELAY_AUTH_LOGIN_PASS:
+		relay_auth_send(r);
+		break;
+	case RELAY_MAIL:
+		relay_mail(r);
+		break;
+	case RELAY_RCPT:
+		relay_rcpt(r);
+		break;
+	case RELAY_DATA:
+		relay_send(r, "DATA");
+		break;
+	case RELAY_BODY:
+		relay_body_start(r);
+		break;
+	case RELAY_EOM:
+		relay_eom(r);
+		break;
+	case RELAY_QUIT:
+		relay_send(r, "QUIT");
+		break;
+	}
+}
+
+/* The end-of-data reply: 250 means delivered, whatever QUIT brings. */
+static void
+relay_eom_response(struct relay *r)
+{
+	char	 one[SMTP_REPLY_MAX + 8];
+
+	smtp_reply_oneline(&r->reply, one, sizeof(one));
+	log_debug("%s relay accepted: %s", r->id, one);
+	relay_quit(r, RELAY_OK, one);
+}
+
+/* A whole reply arrived in r->reply: judge it and choose what follows. */
+static void
+relay_response(struct relay *r)
+{
+	if (r->state == RELAY_QUIT) {
+		relay_finish(r, r->result, r->reason);
+		return;
+	}
+	if (r->reply.code != relay_states[r->state].expect &&
+	    !(r->state == RELAY_RCPT && r->reply.code == 251)) {
+		relay_reply_fail(r);
+		return;
+	}
+	switch (r->state) {
+	case RELAY_BANNER:
+		relay_enter(r, r->tls_ok ? RELAY_EHLO2 : RELAY_EHLO);
+		break;
+	case RELAY_EHLO:
+		smtp_ehlo_parse(&r->reply, &r->ehlo);
+		relay_enter(r, RELAY_STARTTLS);
+		break;
+	case RELAY_STARTTLS:
+		relay_starttls_response(r);
+		break;
+	case RELAY_EHLO2:
+		smtp_ehlo_parse(&r->reply, &r->ehlo);
+		relay_enter(r, RELAY_AUTH);
+		break;
+	case RELAY_AUTH_LOGIN_USER:
+		relay_enter(r, RELAY_AUTH_LOGIN_PASS);
+		break;
+	case RELAY_AUTH_PLAIN:
+	case RELAY_AUTH_LOGIN_PASS:
+		relay_enter(r, RELAY_MAIL);
+		break;
+	case RELAY_MAIL:
+		r->rcptidx = 0;
+		relay_enter(r, RELAY_RCPT);
+		break;
+	case RELAY_RCPT:
+		if (++r->rcptidx < r->nrcpt)
+			relay_enter(r, RELAY_RCPT);
+		else
+			relay_enter(r, RELAY_DATA);
+		break;
+	case RELAY_DATA:
+		relay_enter(r, RELAY_BODY);
+		break;
+	case RELAY_EOM:
+		relay_eom_response(r);
+		break;
+	default:
+		/* No reply is awaited here (expect is 0): never reached. */
+		relay_fail(r, "unexpected reply in %s",
+		    relay_states[r->state].name);
+		break;
+	}
+}
+
+/*
+ * One complete reply line is buffered (len bytes before the LF): feed it
+ * to the accumulator.  Returns true while the session waits for more.
+ */
+static bool
+relay_read_line(struct relay *r, struct evbuffer *in, size_t len)
+{
+	char	 one[SMTP_REPLY_MAX + 8];
+
+	if (len + 1 > sizeof(r->line)) {
+		relay_fail(r, "%s: reply line too long", r->cmd);
+		return false;
+	}
+	evbuffer_remove(in, r->line, len + 1);
+	if (len == 0 || r->line[len - 1] != '\r') {
+		relay_fail(r, "%s: malformed reply (bare LF)", r->cmd);
+		return false;
+	}
+	switch (smtp_reply_feed(&r->reply, r->line, len - 1)) {
+	case SMTP_REPLY_MORE:
+		return true;
+	case SMTP_REPLY_ERROR:
+		relay_fail(r, "%s: malformed reply", r->cmd);
+		return false;
+	case SMTP_REPLY_DONE:
+		break;
+	}
+	smtp_reply_oneline(&r->reply, one, sizeof(one));
+	log_debug("%s relay S: %s", r->id, one);
+	/*
+	 * The relay never pipelines, so bytes after a reply are an attack;
+	 * after STARTTLS's 220 they are plaintext injection, handled there.
+	 */
+	if (evbuffer_get_length(in) != 0 &&
+	    !(r->state == RELAY_STARTTLS && r->reply.code == 220)) {
+		relay_fail(r, "%s: trailing data after reply", r->cmd);
+		return false;
+	}
+	relay_response(r);
+	return false;
+}
+
+/* Feed every complete line to the reply accumulator. */
+static void
+relay_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct relay		*r = arg;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct evbuffer_ptr	 eol;
+	size_t			 eol_len;
+
+	for (;;) {
+		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+		if (eol.pos == -1) {
+			if (evbuffer_get_length(in) >= sizeof(r->line))
+				relay_fail(r, "%s: reply line too long",
+				    r->cmd);
+			return;
+		}
+		if (!relay_read_line(r, in, (size_t)eol.pos))
+			return;
+	}
+}
+
+/* The output drained to the low watermark: send more of the body. */
+static void
+relay_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct relay	*r = arg;
+
+	UNUSED(bev);
+	if (r->state == RELAY_BODY)
+		relay_body_fill(r);
+}
+
+/* The reason for a timeout in the current state. */
+static void
+relay_timeout(struct relay *r)
+{
+	switch (r->state) {
+	case RELAY_RESOLVE:
+		relay_fail(r, "timeout connecting to %s:%s", r->host, r->port);
+		break;
+	case RELAY_TLS:
+		relay_fail(r, "timeout in TLS handshake with %s", r->host);
+		break;
+	case RELAY_BODY:
+		relay_fail(r, "timeout sending DATA");
+		break;
+	case RELAY_BANNER:
+		relay_fail(r, "timeout waiting for banner");
+		break;
+	default:
+		relay_fail(r, "timeout waiting for reply to %s",
+		    relay_states[r->state].stage);
+		break;
+	}
+}
+
+/* The connection dropped before the session was over. */
+static void
+relay_lost(struct relay *r, short what)
+{
+	const char	*s;
+	unsigned long	 e;
+	int		 err = EVUTIL_SOCKET_ERROR();
+
+	s = NULL;
+	while ((e = bufferevent_get_openssl_error(r->bev)) != 0)
+		if (s == NULL)
+			s = ERR_reason_error_string(e);
+	if ((what & BEV_EVENT_ERROR) && s != NULL)
+		relay_fail(r, "connection lost in %s: %s",
+		    relay_states[r->state].stage, s);
+	else if ((what & BEV_EVENT_ERROR) && err != 0)
+		relay_fail(r, "connection lost in %s: %s",
+		    relay_states[r->state].stage,
+		    evutil_socket_error_to_string(err));
+	else
+		relay_fail(r, "connection lost in %s",
+		    relay_states[r->state].stage);
+}
+
+/* CONNECTED, EOF, ERROR and TIMEOUT, by state. */
+static void
+relay_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct relay	*r = arg;
+
+	UNUSED(bev);
+	if (what & BEV_EVENT_CONNECTED) {
+		if (r->state == RELAY_TLS)
+			relay_tls_done(r);
+		else if (r->state == RELAY_RESOLVE)
+			relay_connected(r);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		relay_timeout(r);
+	else if (r->state == RELAY_RESOLVE)
+		relay_connect_error(r);
+	else if (r->state == RELAY_TLS)
+		relay_tls_error(r, what);
+	else
+		relay_lost(r, what);
+}
+
+/* Create the plain bufferevent and start connecting (or adopt fd). */
+static int
+relay_connect(struct relay *r, int fd)
+{
+	unsigned long long	 port;
+	int			 flags;
+
+	flags = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+	if ((r->bev = bufferevent_socket_new(r->base, fd, flags)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	bufferevent_setcb(r->bev, relay_read_cb, relay_write_cb,
+	    relay_event_cb, r);
+	bufferevent_setwatermark(r->bev, EV_READ, 0, RELAY_READ_HIWAT);
+	/* With implicit TLS nothing is read in plaintext, ever. */
+	if (r->tls == RELAY_TLS_STARTTLS)
+		bufferevent_enable(r->bev, EV_READ | EV_WRITE);
+	relay_enter(r, RELAY_RESOLVE);
+	if (fd != -1) {
+		/* Deferred: done is never called from inside relay_start. */
+		bufferevent_trigger_event(r->bev, BEV_EVENT_CONNECTED, 0);
+		return 0;
+	}
+	if (parse_uint(r->port, 1, 65535, &port) == -1)
+		return -1;
+	return bufferevent_socket_connect_hostname(r->bev, r->dns, AF_UNSPEC,
+	    r->host, (int)port);
+}
+
+/* Take the job: copy what must outlive the caller, wipe its credential. */
+static struct relay *
+relay_new(const struct relay_params *p, struct relay_job *job,
+    relay_done_cb done, void *arg)
+{
+	struct relay	*r;
+	struct stat	 st;
+
+	r = xcalloc(1, sizeof(*r));
+	r->msgfd = job->msgfd;
+	job->msgfd = -1;
+	memcpy(&r->cred, &job->cred, sizeof(r->cred));
+	secure_zero(&job->cred, sizeof(job->cred));
+	r->base = p->base;
+	r->dns = p->dns;
+	r->ssl_ctx = p->ssl_ctx;
+	r->host = xstrdup(p->host);
+	r->port = xstrdup(p->port);
+	r->helo = xstrdup(p->helo);
+	r->tls = p->tls;
+	r->timeout = p->timeout;
+	r->id = job->id;
+	r->sender = job->sender;
+	r->rcpt = job->rcpt;
+	r->nrcpt = job->nrcpt;
+	r->done = done;
+	r->arg = arg;
+	if (r->msgfd != -1 && fstat(r->msgfd, &st) == 0)
+		r->msgsize = st.st_size;
+	return r;
+}
+
+/* Begin delivering one message; NULL if the session cannot be set up. */
+struct relay *
+relay_start(const struct relay_params *p, struct relay_job *job,
+    relay_done_cb done, void *arg)
+{
+	struct relay	*r;
+
+	r = relay_new(p, job, done, arg);
+	log_info("%s attempt relay=%s:%s", r->id, r->host, r->port);
+	if (r->msgfd == -1 || r->nrcpt == 0 || r->ssl_ctx == NULL) {
+		log_warnx("%s relay: nothing to send or no TLS context",
+		    r->id);
+		if (p->fd != -1)
+			close(p->fd);
+		goto fail;
+	}
+	if (relay_connect(r, p->fd) == -1) {
+		log_warnx("%s relay: cannot connect to %s:%s", r->id, r->host,
+		    r->port);
+		goto fail;
+	}
+	return r;
+fail:
+	r->finishing = true;
+	relay_free(r);
+	return NULL;
+}
+
+/* Abort the session (shutdown): free without calling done. */
+void
+relay_cancel(struct relay *r)
+{
+	if (r == NULL || r->finishing)
+		return;
+	r->finishing = true;
+	relay_free(r);
+}

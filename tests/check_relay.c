@@ -1,0 +1,911 @@
+/*
+ * check_relay.c: the relay session against a scripted peer in the same
+ * process.  The relay gets one end of a socketpair through the params.fd
+ * seam; the peer, a bufferevent on the other end, answers each command
+ * line with the next reply of its script, can switch to TLS (STARTTLS or
+ * from the start) with a certificate made by openssl(1) in a mkdtemp
+ * directory, and records every line it receives, so the tests can assert
+ * exactly what crossed the wire (and that no AUTH line ever did).
+ */
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <netinet/in.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include <openssl/ssl.h>
+
+#include "check_relayq.h"
+#include "log.h"
+#include "relay.h"
+#include "tls.h"
+#include "util.h"
+
+#define HOST		"relay.test"
+#define HELO		"helo.test"
+#define SENDER		"a@example.org"
+#define AUTH_PLAIN_B64	"AHVzZXJAZXhhbXBsZS5vcmcAc2VjcmV0"	/* \0user@..\0secret */
+#define USER_B64	"dXNlckBleGFtcGxlLm9yZw=="
+#define PASS_B64	"c2VjcmV0"
+#define RUN_SECONDS	10
+
+enum peer_action {
+	PEER_REPLY,		/* send the reply */
+	PEER_STARTTLS,		/* send the reply, then accept TLS */
+	PEER_DATA,		/* send the reply, then collect DATA lines */
+	PEER_CLOSE		/* close without a reply */
+};
+
+struct peer_step {
+	const char		*reply;
+	enum peer_action	 action;
+};
+
+struct peer {
+	struct event_base	*base;
+	struct bufferevent	*bev;
+	SSL_CTX			*ctx;
+	const struct peer_step	*steps;
+	size_t			 nsteps;
+	size_t			 next;
+	bool			 in_data;
+	bool			 closed;
+	struct evbuffer		*lines;	/* command lines, '\n'-terminated */
+	struct evbuffer		*data;	/* DATA lines, '\n'-terminated */
+};
+
+struct outcome {
+	int			 calls;
+	enum relay_result	 result;
+	char			 reason[4096];
+};
+
+static int	 session_timeout = 5;
+static char	 certdir[64];
+static char	 certfile[128];
+static char	 keyfile[128];
+
+static const char *const rcpts[] = { "b@example.org", "c@example.org" };
+
+static void	peer_read_cb(struct bufferevent *, void *);
+static void	peer_event_cb(struct bufferevent *, short, void *);
+
+/* Stack a server TLS filter on the peer's connection. */
+static void
+peer_tls(struct peer *p)
+{
+	struct bufferevent	*tls;
+	SSL			*ssl;
+
+	ssl = SSL_new(p->ctx);
+	ck_assert_ptr_nonnull(ssl);
+	tls = bufferevent_openssl_filter_new(p->base, p->bev, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	ck_assert_ptr_nonnull(tls);
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	p->bev = tls;
+	bufferevent_setcb(tls, peer_read_cb, NULL, peer_event_cb, p);
+	bufferevent_enable(tls, EV_READ | EV_WRITE);
+}
+
+/* Close the peer's end. */
+static void
+peer_close(struct peer *p)
+{
+	if (p->bev != NULL)
+		bufferevent_free(p->bev);
+	p->bev = NULL;
+	p->closed = true;
+}
+
+/* Play the next step of the script. */
+static void
+peer_step(struct peer *p)
+{
+	const struct peer_step	*s;
+
+	if (p->next >= p->nsteps)
+		return;
+	s = &p->steps[p->next++];
+	if (s->action == PEER_CLOSE) {
+		peer_close(p);
+		return;
+	}
+	if (s->reply != NULL)
+		bufferevent_write(p->bev, s->reply, strlen(s->reply));
+	if (s->action == PEER_STARTTLS)
+		peer_tls(p);
+	else if (s->action == PEER_DATA)
+		p->in_data = true;
+}
+
+/* Record each CRLF line and answer commands from the script. */
+static void
+peer_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct peer	*p = arg;
+	char		*line;
+	size_t		 len;
+
+	/* p->bev, not bev: after STARTTLS the lines come from the filter. */
+	UNUSED(bev);
+	while (p->bev != NULL && (line = evbuffer_readln(
+	    bufferevent_get_input(p->bev), &len, EVBUFFER_EOL_CRLF_STRICT))) {
+		if (p->in_data && strcmp(line, ".") == 0) {
+			p->in_data = false;
+			peer_step(p);
+		} else if (p->in_data)
+			evbuffer_add_printf(p->data, "%s\n", line);
+		else {
+			evbuffer_add_printf(p->lines, "%s\n", line);
+			peer_step(p);
+		}
+		free(line);
+	}
+}
+
+/* The relay closed its end, or TLS failed on ours. */
+static void
+peer_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct peer	*p = arg;
+
+	UNUSED(bev);
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		peer_close(p);
+}
+
+/* The relay's done callback: count and keep the outcome. */
+static void
+outcome_done_cb(void *arg, enum relay_result result, const char *reason)
+{
+	struct outcome	*o = arg;
+
+	o->calls++;
+	o->result = result;
+	str_copy(o->reason, reason, sizeof(o->reason));
+}
+
+/* A persistent timer, so EVLOOP_ONCE wakes up to check the clock. */
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	UNUSED(fd);
+	UNUSED(what);
+	UNUSED(arg);
+}
+
+/* A message file with the given contents, at offset 0. */
+static int
+msg_fd(const char *body, size_t len)
+{
+	int	 fd;
+
+	fd = memfd_create("message.eml", MFD_CLOEXEC);
+	ck_assert_int_ne(fd, -1);
+	ck_assert_int_eq(write_all(fd, body, len), 0);
+	ck_assert_int_eq((int)lseek(fd, 0, SEEK_SET), 0);
+	return fd;
+}
+
+/* Fill in params and job for a session over fd (-1: connect). */
+static void
+setup_job(struct relay_params *p, struct relay_job *job,
+    struct event_base *base, SSL_CTX *cctx, int fd, const char *body)
+{
+	memset(p, 0, sizeof(*p));
+	p->base = base;
+	p->ssl_ctx = cctx;
+	p->host = HOST;
+	p->port = "587";
+	p->tls = RELAY_TLS_STARTTLS;
+	p->helo = HELO;
+	p->timeout = session_timeout;
+	p->fd = fd;
+	memset(job, 0, sizeof(*job));
+	job->id = "TESTID";
+	job->sender = SENDER;
+	job->rcpt = (char *const *)(uintptr_t)rcpts;
+	job->nrcpt = nitems(rcpts);
+	job->msgfd = msg_fd(body, strlen(body));
+	str_copy(job->cred.user, "user@example.org", sizeof(job->cred.user));
+	str_copy(job->cred.pass, "secret", sizeof(job->cred.pass));
+}
+
+/* Loop until done was called and the peer saw the close, or time is up. */
+static void
+run_until_done(struct event_base *base, struct outcome *o, struct peer *pr)
+{
+	struct timeval	 tv = { 0, 20000 };
+	struct event	*tick;
+	time_t		 deadline;
+
+	tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+	event_add(tick, &tv);
+	deadline = time(NULL) + RUN_SECONDS;
+	while ((o->calls == 0 || (pr != NULL && !pr->closed)) &&
+	    time(NULL) < deadline)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(tick);
+}
+
+/*
+ * Run one relay session against a peer playing steps.  implicit puts
+ * TLS on both ends from the start.  Returns the peer (lines and data
+ * still to be inspected) and fills o.
+ */
+static void
+session(const struct peer_step *steps, size_t nsteps, const char *host,
+    enum relay_tls_mode mode, const char *body, struct peer *pr,
+    struct outcome *o)
+{
+	struct relay_params	 p;
+	struct relay_job	 job;
+	struct event_base	*base;
+	struct relay		*r;
+	SSL_CTX			*cctx;
+	char			 err[256];
+	int			 sv[2];
+
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	cctx = tls_client_ctx(certfile[0] != '\0' ? certfile : NULL, err,
+	    sizeof(err));
+	ck_assert_msg(cctx != NULL, "client ctx: %s", err);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	evutil_make_socket_nonblocking(sv[0]);
+	evutil_make_socket_nonblocking(sv[1]);
+
+	memset(pr, 0, sizeof(*pr));
+	memset(o, 0, sizeof(*o));
+	pr->base = base;
+	pr->steps = steps;
+	pr->nsteps = nsteps;
+	pr->lines = evbuffer_new();
+	pr->data = evbuffer_new();
+	if (certfile[0] != '\0') {
+		pr->ctx = tls_server_ctx(certfile, keyfile, TLS1_2_VERSION, 0,
+		    err, sizeof(err));
+		ck_assert_msg(pr->ctx != NULL, "server ctx: %s", err);
+	}
+	pr->bev = bufferevent_socket_new(base, sv[1],
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	bufferevent_setcb(pr->bev, peer_read_cb, NULL, peer_event_cb, pr);
+	bufferevent_enable(pr->bev, EV_READ | EV_WRITE);
+	if (mode == RELAY_TLS_IMPLICIT)
+		peer_tls(pr);
+	peer_step(pr);			/* the banner */
+
+	setup_job(&p, &job, base, cctx, sv[0], body);
+	p.host = host;
+	p.tls = mode;
+	r = relay_start(&p, &job, outcome_done_cb, o);
+	ck_assert_ptr_nonnull(r);
+	/* The relay took the descriptor and wiped the caller's credential. */
+	ck_assert_int_eq(job.msgfd, -1);
+	ck_assert_str_eq(job.cred.pass, "");
+	run_until_done(base, o, pr);
+	ck_assert_int_eq(o->calls, 1);
+	ck_assert_msg(pr->closed, "the relay left the connection open");
+	SSL_CTX_free(cctx);
+	if (pr->ctx != NULL)
+		SSL_CTX_free(pr->ctx);
+	event_base_free(base);
+}
+
+/* The peer's received command lines as a string (valid until freed). */
+static const char *
+peer_lines(struct peer *pr)
+{
+	evbuffer_add(pr->lines, "", 1);
+	return (const char *)evbuffer_pullup(pr->lines, -1);
+}
+
+/* The DATA lines the peer received, as a string. */
+static const char *
+peer_data(struct peer *pr)
+{
+	evbuffer_add(pr->data, "", 1);
+	return (const char *)evbuffer_pullup(pr->data, -1);
+}
+
+/* Free what session() left for inspection. */
+static void
+peer_free(struct peer *pr)
+{
+	evbuffer_free(pr->lines);
+	evbuffer_free(pr->data);
+}
+
+#define BANNER		"220 " HOST " ESMTP test\r\n"
+#define EHLO_PLAIN	"250-" HOST " at your service\r\n" \
+			"250-SIZE 35882577\r\n250-8BITMIME\r\n" \
+			"250-STARTTLS\r\n250 PIPELINING\r\n"
+#define EHLO_TLS	"250-" HOST " at your service\r\n" \
+			"250-SIZE 35882577\r\n" \
+			"250-AUTH LOGIN PLAIN XOAUTH2\r\n250 SMTPUTF8\r\n"
+#define QUIT_OK		"221 2.0.0 closing connection\r\n"
+#define BODY_SHORT	"Subject: t\n\nhello\n.\n..x\n"
+
+/* ---- plaintext: the session must stop before any credential ---- */
+
+START_TEST(test_relay_no_starttls_offered)
+{
+	static const struct peer_step steps[] = {
+		{ BANNER, PEER_REPLY },
+		{ "250-" HOST "\r\n250-SIZE 1000\r\n250 AUTH PLAIN LOGIN\r\n",
+		    PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_str_eq(o.reason, "no STARTTLS offered by " HOST
+	    "; refusing to send credentials in clear");
+	ck_assert_str_eq(peer_lines(&pr), "EHLO " HELO "\nQUIT\n");
+	peer_free(&pr);
+}
+END_TEST
+
+START_TEST(test_relay_plaintext_injected_after_starttls)
+{
+	static const struct peer_step steps[] = {
+		{ BANNER, PEER_REPLY },
+		{ EHLO_PLAIN, PEER_REPLY },
+		{ "220 2.0.0 Ready to start TLS\r\n"
+		    "250-" HOST "\r\n250 AUTH PLAIN\r\n", PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_str_eq(o.reason, "plaintext injected after STARTTLS by "
+	    HOST);
+	/* Nothing at all was sent after STARTTLS, TLS or otherwise. */
+	ck_assert_str_eq(peer_lines(&pr), "EHLO " HELO "\nSTARTTLS\n");
+	peer_free(&pr);
+}
+END_TEST
+
+START_TEST(test_relay_starttls_refused)
+{
+	static const struct peer_step steps[] = {
+		{ BANNER, PEER_REPLY },
+		{ EHLO_PLAIN, PEER_REPLY },
+		{ "454 4.7.0 TLS not available due to temporary reason\r\n",
+		    PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_str_eq(o.reason, "STARTTLS: 454 4.7.0 TLS not available "
+	    "due to temporary reason");
+	ck_assert_str_eq(peer_lines(&pr), "EHLO " HELO "\nSTARTTLS\nQUIT\n");
+	peer_free(&pr);
+}
+END_TEST
+
+START_TEST(test_relay_trailing_data)
+{
+	static const struct peer_step steps[] = {
+		{ BANNER "250 2.0.0 unsolicited\r\n", PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_str_eq(o.reason, "banner: trailing data after reply");
+	ck_assert_str_eq(peer_lines(&pr), "");
+	peer_free(&pr);
+}
+END_TEST
+
+START_TEST(test_relay_malformed_reply)
+{
+	static const struct peer_step steps[] = {
+		{ BANNER, PEER_REPLY },
+		{ "250-" HOST "\r\n251 STARTTLS\r\n", PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_str_eq(o.reason, "EHLO " HELO ": malformed reply");
+	ck_assert_str_eq(peer_lines(&pr), "EHLO " HELO "\n");
+	peer_free(&pr);
+}
+END_TEST
+
+START_TEST(test_relay_banner_timeout)
+{
+	static const struct peer_step steps[] = {
+		{ NULL, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session_timeout = 1;
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_str_eq(o.reason, "timeout waiting for banner");
+	ck_assert_str_eq(peer_lines(&pr), "");
+	peer_free(&pr);
+}
+END_TEST
+
+START_TEST(test_relay_connect_refused)
+{
+	struct relay_params	 p;
+	struct relay_job	 job;
+	struct sockaddr_in	 sin;
+	struct event_base	*base;
+	struct outcome		 o;
+	socklen_t		 slen = sizeof(sin);
+	SSL_CTX			*cctx;
+	char			 port[16], want[64];
+	int			 s;
+
+	/* An ephemeral port that nobody listens on any more. */
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(s, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(s, (struct sockaddr *)&sin, &slen), 0);
+	close(s);
+	snprintf(port, sizeof(port), "%u", (unsigned)ntohs(sin.sin_port));
+
+	base = event_base_new();
+	cctx = tls_client_ctx(NULL, want, sizeof(want));
+	ck_assert_ptr_nonnull(cctx);
+	memset(&o, 0, sizeof(o));
+	setup_job(&p, &job, base, cctx, -1, BODY_SHORT);
+	p.host = "127.0.0.1";
+	p.port = port;
+	ck_assert_ptr_nonnull(relay_start(&p, &job, outcome_done_cb, &o));
+	run_until_done(base, &o, NULL);
+	ck_assert_int_eq(o.calls, 1);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	snprintf(want, sizeof(want), "connect to 127.0.0.1:%s: ", port);
+	ck_assert_msg(strncmp(o.reason, want, strlen(want)) == 0,
+	    "reason: %s", o.reason);
+	SSL_CTX_free(cctx);
+	event_base_free(base);
+}
+END_TEST
+
+/* A nameserver that answers every query with NXDOMAIN. */
+static void
+nxdomain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sockaddr_storage	 from;
+	socklen_t		 flen = sizeof(from);
+	unsigned char		 buf[512];
+	ssize_t			 n;
+
+	UNUSED(what);
+	UNUSED(arg);
+	n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from,
+	    &flen);
+	if (n < 12)
+		return;
+	buf[2] |= 0x80;					/* QR: a response */
+	buf[3] = (unsigned char)((buf[3] & 0x70) | 0x80 | 3); /* RA, NXDOMAIN */
+	sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&from, flen);
+}
+
+START_TEST(test_relay_dns_failure)
+{
+	struct relay_params	 p;
+	struct relay_job	 job;
+	struct sockaddr_in	 sin;
+	struct event_base	*base;
+	struct evdns_base	*dns;
+	struct event		*ns;
+	struct outcome		 o;
+	socklen_t		 slen = sizeof(sin);
+	SSL_CTX			*cctx;
+	char			 err[256];
+	int			 s;
+
+	base = event_base_new();
+	s = socket(AF_INET, SOCK_DGRAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(s, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(s, (struct sockaddr *)&sin, &slen), 0);
+	ns = event_new(base, s, EV_READ | EV_PERSIST, nxdomain_cb, NULL);
+	event_add(ns, NULL);
+	dns = evdns_base_new(base, 0);
+	ck_assert_ptr_nonnull(dns);
+	snprintf(err, sizeof(err), "127.0.0.1:%u",
+	    (unsigned)ntohs(sin.sin_port));
+	ck_assert_int_eq(evdns_base_nameserver_ip_add(dns, err), 0);
+	cctx = tls_client_ctx(NULL, err, sizeof(err));
+	ck_assert_ptr_nonnull(cctx);
+	memset(&o, 0, sizeof(o));
+	setup_job(&p, &job, base, cctx, -1, BODY_SHORT);
+	p.dns = dns;
+	p.host = "relay.invalid";
+	ck_assert_ptr_nonnull(relay_start(&p, &job, outcome_done_cb, &o));
+	run_until_done(base, &o, NULL);
+	ck_assert_int_eq(o.calls, 1);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_msg(strncmp(o.reason, "DNS lookup of relay.invalid failed: ",
+	    36) == 0, "reason: %s", o.reason);
+	ck_assert_msg(strstr(o.reason, evutil_gai_strerror(EVUTIL_EAI_NONAME))
+	    != NULL, "reason: %s", o.reason);
+	evdns_base_free(dns, 0);
+	event_free(ns);
+	close(s);
+	SSL_CTX_free(cctx);
+	event_base_free(base);
+}
+END_TEST
+
+/* ---- TLS: a certificate for relay.test made for each test ---- */
+
+/* Make a self-signed certificate for relay.test in a fresh directory. */
+static void
+tls_setup(void)
+{
+	char	 cmd[512];
+
+	str_copy(certdir, "/tmp/check_relay.XXXXXX", sizeof(certdir));
+	ck_assert_ptr_nonnull(mkdtemp(certdir));
+	snprintf(certfile, sizeof(certfile), "%s/cert.pem", certdir);
+	snprintf(keyfile, sizeof(keyfile), "%s/key.pem", certdir);
+	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey ec "
+	    "-pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+	    "-subj /CN=" HOST " -addext subjectAltName=DNS:" HOST
+	    " -keyout %s -out %s >/dev/null 2>&1", keyfile, certfile);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Remove the certificate directory. */
+static void
+tls_teardown(void)
+{
+	unlink(certfile);
+	unlink(keyfile);
+	rmdir(certdir);
+	certfile[0] = keyfile[0] = '\0';
+}
+
+/* A body of n lines, every seventh starting with '.', LF endings. */
+static char *
+body_make(int n)
+{
+	struct evbuffer	*b;
+	char		*s;
+	size_t		 len;
+	int		 i;
+
+	b = evbuffer_new();
+	evbuffer_add_printf(b, "Subject: big\n\n");
+	for (i = 0; i < n; i++)
+		evbuffer_add_printf(b, "%sline %d of the message body\n",
+		    i % 7 == 0 ? "." : "", i);
+	evbuffer_add_printf(b, ".\n");
+	len = evbuffer_get_length(b);
+	s = xmalloc(len + 1);
+	evbuffer_remove(b, s, len);
+	s[len] = '\0';
+	evbuffer_free(b);
+	return s;
+}
+
+/* What the peer must receive between DATA and ".": dot-stuffed lines. */
+static char *
+body_stuffed(const char *body)
+{
+	struct evbuffer	*b;
+	const char	*p, *nl;
+	char		*s;
+	size_t		 len;
+
+	b = evbuffer_new();
+	for (p = body; *p != '\0'; p = nl + 1) {
+		nl = strchr(p, '\n');
+		evbuffer_add_printf(b, "%s%.*s\n", *p == '.' ? "." : "",
+		    (int)(nl - p), p);
+	}
+	len = evbuffer_get_length(b);
+	s = xmalloc(len + 1);
+	evbuffer_remove(b, s, len);
+	s[len] = '\0';
+	evbuffer_free(b);
+	return s;
+}
+
+START_TEST(test_relay_tls_happy_path)
+{
+	static const struct peer_step steps[] = {
+		{ BANNER, PEER_REPLY },
+		{ EHLO_PLAIN, PEER_REPLY },
+		{ "220 2.0.0 Ready to start TLS\r\n", PEER_STARTTLS },
+		{ EHLO_TLS, PEER_REPLY },
+		{ "235 2.7.0 Accepted\r\n", PEER_REPLY },
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "354  Go ahead\r\n", PEER_DATA },
+		{ "250 2.0.0 OK  1757127926 x - gsmtp\r\n", PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+	char		 want[1024];
+	char		*body, *stuffed;
+
+	/* About 200 KB: several refills of the 64 KB output window. */
+	body = body_make(6000);
+	stuffed = body_stuffed(body);
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, body, &pr,
+	    &o);
+	ck_assert_int_eq(o.result, RELAY_OK);
+	ck_assert_str_eq(o.reason, "250 2.0.0 OK  1757127926 x - gsmtp");
+	snprintf(want, sizeof(want), "EHLO " HELO "\nSTARTTLS\nEHLO " HELO
+	    "\nAUTH PLAIN " AUTH_PLAIN_B64 "\nMAIL FROM:<" SENDER "> SIZE=%zu"
+	    "\nRCPT TO:<b@example.org>\nRCPT TO:<c@example.org>\nDATA\nQUIT\n",
+	    strlen(body));
+	ck_assert_str_eq(peer_lines(&pr), want);
+	ck_assert_str_eq(peer_data(&pr), stuffed);
+	ck_assert_ptr_nonnull(strstr(stuffed, "\n..line 7 of"));
+	peer_free(&pr);
+	free(body);
+	free(stuffed);
+}
+END_TEST
+
+START_TEST(test_relay_tls_wrong_host)
+{
+	static const struct peer_step steps[] = {
+		{ BANNER, PEER_REPLY },
+		{ EHLO_PLAIN, PEER_REPLY },
+		{ "220 2.0.0 Ready to start TLS\r\n", PEER_STARTTLS },
+		{ EHLO_TLS, PEER_REPLY },
+		{ "235 2.7.0 Accepted\r\n", PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), "other.test", RELAY_TLS_STARTTLS,
+	    BODY_SHORT, &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_msg(strncmp(o.reason, "TLS handshake with other.test "
+	    "failed: ", 38) == 0, "reason: %s", o.reason);
+	ck_assert_msg(strstr(o.reason, "certificate verify failed") != NULL,
+	    "reason: %s", o.reason);
+	ck_assert_msg(strstr(o.reason, "hostname mismatch") != NULL,
+	    "reason: %s", o.reason);
+	ck_assert_str_eq(peer_lines(&pr), "EHLO " HELO "\nSTARTTLS\n");
+	peer_free(&pr);
+}
+END_TEST
+
+START_TEST(test_relay_tls_implicit_login)
+{
+	static const struct peer_step steps[] = {
+		{ BANNER, PEER_REPLY },
+		{ "250-" HOST "\r\n250 AUTH LOGIN XOAUTH2\r\n", PEER_REPLY },
+		{ "334 UGFzc3dvcmQ6\r\n", PEER_REPLY },
+		{ "235 2.7.0 Accepted\r\n", PEER_REPLY },
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "251 2.1.5 OK, will forward\r\n", PEER_REPLY },
+		{ "354 Go ahead\r\n", PEER_DATA },
+		{ "250 2.0.0 OK 1465301474 y10sm963243lal.43 - gsmtp\r\n",
+		    PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_IMPLICIT, "no newline",
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_OK);
+	ck_assert_str_eq(peer_lines(&pr), "EHLO " HELO "\nAUTH LOGIN "
+	    USER_B64 "\n" PASS_B64 "\nMAIL FROM:<" SENDER ">\n"
+	    "RCPT TO:<b@example.org>\nRCPT TO:<c@example.org>\nDATA\nQUIT\n");
+	ck_assert_str_eq(peer_data(&pr), "no newline\n");
+	peer_free(&pr);
+}
+END_TEST
+
+START_TEST(test_relay_tls_no_usable_mechanism)
+{
+	static const struct peer_step steps[] = {
+		{ BANNER, PEER_REPLY },
+		{ EHLO_PLAIN, PEER_REPLY },
+		{ "220 2.0.0 Ready to start TLS\r\n", PEER_STARTTLS },
+		{ "250-" HOST "\r\n250 AUTH XOAUTH2 OAUTHBEARER\r\n",
+		    PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_str_eq(o.reason, "no usable AUTH mechanism offered by "
+	    HOST);
+	ck_assert_str_eq(peer_lines(&pr), "EHLO " HELO "\nSTARTTLS\nEHLO "
+	    HELO "\nQUIT\n");
+	peer_free(&pr);
+}
+END_TEST
+
+/* Steps up to and including AUTH over STARTTLS; callers append. */
+#define STEPS_TO_AUTH \
+		{ BANNER, PEER_REPLY }, \
+		{ EHLO_PLAIN, PEER_REPLY }, \
+		{ "220 2.0.0 Ready to start TLS\r\n", PEER_STARTTLS }, \
+		{ EHLO_TLS, PEER_REPLY }, \
+		{ "235 2.7.0 Accepted\r\n", PEER_REPLY }
+
+START_TEST(test_relay_rcpt_rejected)
+{
+	static const struct peer_step steps[] = {
+		STEPS_TO_AUTH,
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "550-5.1.1 The email account that you tried to reach does "
+		    "not exist.\r\n550 5.1.1  https://support.google.com/mail/"
+		    "?p=NoSuchUser x - gsmtp\r\n", PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_PERMFAIL);
+	ck_assert_str_eq(o.reason, "RCPT TO:<c@example.org>: 550 5.1.1 The "
+	    "email account that you tried to reach does not exist. 5.1.1  "
+	    "https://support.google.com/mail/?p=NoSuchUser x - gsmtp");
+	peer_free(&pr);
+}
+END_TEST
+
+START_TEST(test_relay_quota_at_data_defers)
+{
+	static const struct peer_step steps[] = {
+		STEPS_TO_AUTH,
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "550 5.4.5 Daily user sending quota exceeded. x - gsmtp\r\n",
+		    PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_str_eq(o.reason, "DATA: 550 5.4.5 Daily user sending quota "
+	    "exceeded. x - gsmtp");
+	ck_assert_str_eq(peer_data(&pr), "");
+	peer_free(&pr);
+}
+END_TEST
+
+START_TEST(test_relay_connection_lost_in_data)
+{
+	static const struct peer_step steps[] = {
+		STEPS_TO_AUTH,
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "354 Go ahead\r\n", PEER_DATA },
+		{ NULL, PEER_CLOSE },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_msg(strncmp(o.reason, "connection lost in DATA", 23) == 0,
+	    "reason: %s", o.reason);
+	ck_assert_str_eq(peer_data(&pr), "Subject: t\n\nhello\n..\n...x\n");
+	peer_free(&pr);
+}
+END_TEST
+
+START_TEST(test_relay_failed_quit_still_delivered)
+{
+	static const struct peer_step steps[] = {
+		STEPS_TO_AUTH,
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "354 Go ahead\r\n", PEER_DATA },
+		{ "250 2.0.0 OK queued\r\n", PEER_REPLY },
+		{ NULL, PEER_CLOSE },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_OK);
+	ck_assert_str_eq(o.reason, "250 2.0.0 OK queued");
+	peer_free(&pr);
+}
+END_TEST
+
+Suite *
+relay_suite(void)
+{
+	Suite	*s;
+	TCase	*tc;
+
+	log_init(LOG_SINK_STDERR, 0, "check_relay");
+	s = suite_create("relay");
+
+	tc = tcase_create("plaintext");
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_relay_no_starttls_offered);
+	tcase_add_test(tc, test_relay_plaintext_injected_after_starttls);
+	tcase_add_test(tc, test_relay_starttls_refused);
+	tcase_add_test(tc, test_relay_trailing_data);
+	tcase_add_test(tc, test_relay_malformed_reply);
+	tcase_add_test(tc, test_relay_banner_timeout);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("connect");
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_relay_connect_refused);
+	tcase_add_test(tc, test_relay_dns_failure);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("tls");
+	tcase_set_timeout(tc, 20);
+	tcase_add_checked_fixture(tc, tls_setup, tls_teardown);
+	tcase_add_test(tc, test_relay_tls_happy_path);
+	tcase_add_test(tc, test_relay_tls_wrong_host);
+	tcase_add_test(tc, test_relay_tls_implicit_login);
+	tcase_add_test(tc, test_relay_tls_no_usable_mechanism);
+	tcase_add_test(tc, test_relay_rcpt_rejected);
+	tcase_add_test(tc, test_relay_quota_at_data_defers);
+	tcase_add_test(tc, test_relay_connection_lost_in_data);
+	tcase_add_test(tc, test_relay_failed_quit_still_delivered);
+	suite_add_tcase(s, tc);
+	return s;
+}
