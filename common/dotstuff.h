@@ -33,7 +33,7 @@ size_t	dotstuff_finish(struct dotstuff *, char *dst);
  * splits the DATA stream into lines (without the line terminator) and
  * calls dotstuff_unstuff_line for each.
  *	returns true when the line is the end-of-data marker "."
- *	otherwise *out/*outlen give the line with one leading '.' removed.
+ *	otherwise *out and *outlen give the line with one leading '.' removed.
  */
 bool	dotstuff_unstuff_line(const char *line, size_t len,
 	    const char **out, size_t *outlen);
