@@ -65,10 +65,15 @@ static TCase	*it_tcase(const char *, int);
 	}								\
 } while (0)
 
-/* Fresh directory per test. */
+/*
+ * Fresh directory per test.  A failed assertion ends the forked test with
+ * exit() and skips the teardown, so the cleanup is also an atexit handler
+ * (harness_fini is idempotent).
+ */
 static void
 it_setup(void)
 {
+	atexit(it_teardown);
 	ck_assert_msg(harness_init(&it) == 0,
 	    "harness_init failed (RELAYQ_BUILD=%s; see stderr)",
 	    getenv("RELAYQ_BUILD") ? getenv("RELAYQ_BUILD") : "build");

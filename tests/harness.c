@@ -234,10 +234,12 @@ harness_spawn(struct harness *h, const char *name, char *const argv[])
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
 		    getppid() != parent)
 			_exit(127);
-		if ((null = open("/dev/null", O_RDONLY)) == -1 ||
+		if ((null = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1 ||
 		    dup2(null, 0) == -1 || dup2(fd, 1) == -1 ||
 		    dup2(fd, 2) == -1)
 			_exit(127);
+		/* Nothing of the test runner's leaks into the program. */
+		close_range(3, ~0U, 0);
 		unsetenv("JOURNAL_STREAM");
 		unsetenv("NOTIFY_SOCKET");
 		unsetenv("LISTEN_FDS");

@@ -11,7 +11,8 @@
  *
  * Environment: $RELAYQ_BUILD (default "build") holds relayqd, relayq,
  * tests/standin and tests/certs/; $RELAYQ_SRC (default: the directory
- * this file was compiled from) is the source tree, for client/image.png.
+ * this file was compiled from) is the source tree, for client/image.png;
+ * $RELAYQ_KEEP set keeps the test directories for a post-mortem.
  */
 #ifndef RELAYQ_HARNESS_H
 #define RELAYQ_HARNESS_H
