@@ -369,15 +369,18 @@ relay_reason_add(char *buf, size_t len, const char *what)
 static void
 relay_tls_error(struct relay *r, short what)
 {
-	char		 reasons[512] = "", num[32];
+	char		 reasons[512] = "", num[256];
 	const char	*s;
 	unsigned long	 e;
 	long		 v;
 	SSL		*ssl;
 
 	while ((e = bufferevent_get_openssl_error(r->bev)) != 0) {
+		/* libevent also queues SSL_get_error() codes: no library. */
+		if (ERR_GET_LIB(e) == 0)
+			continue;
 		if ((s = ERR_reason_error_string(e)) == NULL) {
-			snprintf(num, sizeof(num), "error %lu", e);
+			ERR_error_string_n(e, num, sizeof(num));
 			s = num;
 		}
 		relay_reason_add(reasons, sizeof(reasons), s);
