@@ -632,6 +632,13 @@ END_TEST
 
 /* ---- TLS: a certificate for relay.test made for each test ---- */
 
+/* Log at info to stderr under this suite's name (in the test's child). */
+static void
+log_setup(void)
+{
+	log_init(LOG_SINK_STDERR, 0, "check_relay");
+}
+
 /* Make a self-signed certificate for relay.test in a fresh directory. */
 static void
 tls_setup(void)
@@ -942,11 +949,11 @@ relay_suite(void)
 	Suite	*s;
 	TCase	*tc;
 
-	log_init(LOG_SINK_STDERR, 0, "check_relay");
 	s = suite_create("relay");
 
 	tc = tcase_create("plaintext");
 	tcase_set_timeout(tc, 20);
+	tcase_add_checked_fixture(tc, log_setup, NULL);
 	tcase_add_test(tc, test_relay_no_starttls_offered);
 	tcase_add_test(tc, test_relay_plaintext_injected_after_starttls);
 	tcase_add_test(tc, test_relay_starttls_refused);
@@ -957,12 +964,14 @@ relay_suite(void)
 
 	tc = tcase_create("connect");
 	tcase_set_timeout(tc, 20);
+	tcase_add_checked_fixture(tc, log_setup, NULL);
 	tcase_add_test(tc, test_relay_connect_refused);
 	tcase_add_test(tc, test_relay_dns_failure);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("tls");
 	tcase_set_timeout(tc, 20);
+	tcase_add_checked_fixture(tc, log_setup, NULL);
 	tcase_add_checked_fixture(tc, tls_setup, tls_teardown);
 	tcase_add_test(tc, test_relay_tls_happy_path);
 	tcase_add_test(tc, test_relay_tls_wrong_host);
