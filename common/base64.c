@@ -19,7 +19,7 @@
 static const char base64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/* Map one character to its 6-bit value, or -1 when it is not in the alphabet. */
+/* Map a character to its 6-bit value, or -1 when not in the alphabet. */
 static int
 base64_value(unsigned char c)
 {
@@ -120,8 +120,8 @@ base64_decode(const char *src, size_t srclen, void *dst, size_t dstsize)
 				v <<= 6;
 				continue;
 			}
-			if ((x = base64_value((unsigned char)src[i + (size_t)k]))
-			    == -1)
+			x = base64_value((unsigned char)src[i + (size_t)k]);
+			if (x == -1)
 				return -1;
 			v = v << 6 | (uint32_t)x;
 		}

@@ -125,7 +125,8 @@ mailaddr_check_domain(const char *s, size_t len)
 		return mailaddr_check_literal(s, len);
 	for (i = 0; i <= len; i++) {
 		if (i < len && s[i] != '.') {
-			if (s[i] != '-' && !mailaddr_letdig((unsigned char)s[i]))
+			if (s[i] != '-' &&
+			    !mailaddr_letdig((unsigned char)s[i]))
 				return "invalid character in domain";
 			continue;
 		}

@@ -368,7 +368,8 @@ mime_part_ok(const struct mime_part *part)
 		return false;
 	if ((f = part->filename) != NULL) {
 		/* A quoted-string of printable ASCII; RFC 2231 is not done. */
-		if (!mime_value_ok(f) || *f == '\0' || mime_has_8bit(f, strlen(f)))
+		if (!mime_value_ok(f) || *f == '\0' ||
+		    mime_has_8bit(f, strlen(f)))
 			return false;
 		for (; *f != '\0'; f++)
 			if (*f == '"' || *f == '\\' || *f < 0x20 || *f == 0x7f)

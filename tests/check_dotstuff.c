@@ -168,7 +168,8 @@ END_TEST
 /* Stuffing then unstuffing line by line gives back the CRLF message. */
 START_TEST(test_dotstuff_roundtrip)
 {
-	static const char	 msg[] = "..\r\n.x\r\nplain\r\n.\r\n\r\nend\r\n";
+	static const char	 msg[] =
+	    "..\r\n.x\r\nplain\r\n.\r\n\r\nend\r\n";
 	char			*wire, back[64];
 	const char		*line, *eol, *out;
 	size_t			 n, outlen, b = 0;

@@ -37,14 +37,14 @@ static const struct {
 	{ "us..er@example.com",			false },
 	{ "us er@example.com",			false },	/* space */
 	{ "user@exa mple.com",			false },
-	{ "\"us er\"@example.com",		false },	/* space, even quoted */
+	{ "\"us er\"@example.com",		false },	/* quoted */
 	{ "user\r@example.com",			false },	/* CR */
 	{ "user@example.com\r\n",		false },
 	{ "user\n@example.com",			false },	/* LF */
 	{ "user@exam\nple.com",			false },
 	{ "<user@example.com>",			false },
 	{ "user@example.com>",			false },
-	{ "\"user@example.com",			false },	/* unterminated */
+	{ "\"user@example.com",			false },	/* open quote */
 	{ "\"\"@example.com",			false },
 	{ "\"a\"b@example.com",			false },
 	{ "user@.example.com",			false },
@@ -145,7 +145,7 @@ static const struct {
 	{ "<@a.example:u@c.example>",	false, 0, "u@c.example", "" },
 	{ "<\"a b\"@example.com>",	false, -1, NULL, NULL },
 	{ "<\"a@b\"@example.com>",	false, 0, "\"a@b\"@example.com", "" },
-	{ "user@example.com",		false, -1, NULL, NULL },	/* no <> */
+	{ "user@example.com",		false, -1, NULL, NULL },
 	{ "<user@example.com",		false, -1, NULL, NULL },
 	{ "<user@example.com>SIZE=1",	false, -1, NULL, NULL },
 	{ "<user@example.com>>",	false, -1, NULL, NULL },

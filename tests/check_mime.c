@@ -28,7 +28,7 @@ static const char mime_text_crlf[] =
 /* One parsed body part. */
 struct part {
 	char	 headers[1024];		/* unfolded, each ending in "\n" */
-	const char *body;		/* the bytes before the next delimiter */
+	const char *body;		/* the bytes up to the next delimiter */
 	size_t	 bodylen;
 };
 
@@ -350,7 +350,8 @@ static const struct {
 	{ "\xf0\x9f\x93\xa8 mail with an emoji and a long tail of text "
 	  "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
 	  "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
-	  "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac",	true },
+	  "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac",
+	  true },
 	{ "An ASCII subject that is far too long to fit on one line of "
 	  "seventy-eight columns",					true },
 };
@@ -533,8 +534,9 @@ START_TEST(test_mime_boundary)
 	ck_assert_uint_le(strlen(a), 70);
 	/* RFC 2046 bchars only, and something base64 never produces. */
 	for (i = 0; a[i] != '\0'; i++)
-		ck_assert_ptr_nonnull(strchr("0123456789abcdefghijklmnopqrstuvwxyz"
-		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=?", a[i]));
+		ck_assert_ptr_nonnull(strchr("0123456789"
+		    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "'()+_,-./:=?", a[i]));
 	ck_assert(strchr(a, '_') != NULL || strchr(a, '.') != NULL);
 	ck_assert_int_eq(mime_boundary(a, 10), -1);
 }

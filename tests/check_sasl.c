@@ -72,12 +72,13 @@ static const struct {
 	{ RAW("tim\0tim\0secret"),		0, "tim", "secret" },
 	{ RAW("u@example.com\0u@example.com\0p w"), 0, "u@example.com", "p w" },
 	{ RAW("\0tim\0p\xc3\xa4ss"),		0, "tim", "p\xc3\xa4ss" },
-	{ RAW("admin\0tim\0secret"),		-1, NULL, NULL },	/* authzid */
-	{ RAW("\0\0secret"),			-1, NULL, NULL },	/* no user */
-	{ RAW("\0tim\0"),			-1, NULL, NULL },	/* no pass */
-	{ RAW("\0tim"),				-1, NULL, NULL },	/* one NUL */
+	/* authzid differs; no user; no password; one NUL; none; three */
+	{ RAW("admin\0tim\0secret"),		-1, NULL, NULL },
+	{ RAW("\0\0secret"),			-1, NULL, NULL },
+	{ RAW("\0tim\0"),			-1, NULL, NULL },
+	{ RAW("\0tim"),				-1, NULL, NULL },
 	{ RAW("timsecret"),			-1, NULL, NULL },
-	{ RAW("\0tim\0sec\0ret"),		-1, NULL, NULL },	/* 3 NULs */
+	{ RAW("\0tim\0sec\0ret"),		-1, NULL, NULL },
 	{ RAW("\0tim\0secret\0"),		-1, NULL, NULL },
 	{ RAW(""),				-1, NULL, NULL },
 #undef RAW
@@ -169,7 +170,8 @@ START_TEST(test_sasl_plain_reason_never_quotes)
 		why = NULL;
 		ck_assert_int_eq(sasl_plain_decode(in, &c, &why), -1);
 		ck_assert_ptr_nonnull(why);
-		ck_assert_msg(strstr(why, "hunter2") == NULL, "reason: %s", why);
+		ck_assert_msg(strstr(why, "hunter2") == NULL, "reason: %s",
+		    why);
 		ck_assert_msg(strstr(why, in) == NULL, "reason: %s", why);
 	}
 	why = NULL;
