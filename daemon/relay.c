@@ -315,7 +315,11 @@ relay_reply_fail(struct relay *r)
 	smtp_reply_oneline(&r->reply, one, sizeof(one));
 	class = smtp_reply_class(&r->reply);
 	if (class == 4 || class == 5) {
-		result = relay_policy_classify(&r->reply);
+		/* No TLS is never the message's fault: keep it queued. */
+		if (r->state == RELAY_STARTTLS)
+			result = RELAY_TEMPFAIL;
+		else
+			result = relay_policy_classify(&r->reply);
 		snprintf(reason, sizeof(reason), "%s: %s", r->cmd, one);
 	} else {
 		result = RELAY_TEMPFAIL;

@@ -466,6 +466,26 @@ START_TEST(test_relay_starttls_refused)
 }
 END_TEST
 
+START_TEST(test_relay_starttls_rejected_5xx_defers)
+{
+	static const struct peer_step steps[] = {
+		{ BANNER, PEER_REPLY },
+		{ EHLO_PLAIN, PEER_REPLY },
+		{ "502 5.5.1 Unrecognized command.\r\n", PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_str_eq(o.reason, "STARTTLS: 502 5.5.1 Unrecognized command.");
+	ck_assert_str_eq(peer_lines(&pr), "EHLO " HELO "\nSTARTTLS\nQUIT\n");
+	peer_free(&pr);
+}
+END_TEST
+
 START_TEST(test_relay_trailing_data)
 {
 	static const struct peer_step steps[] = {
@@ -516,6 +536,49 @@ START_TEST(test_relay_banner_timeout)
 	ck_assert_str_eq(o.reason, "timeout waiting for banner");
 	ck_assert_str_eq(peer_lines(&pr), "");
 	peer_free(&pr);
+}
+END_TEST
+
+START_TEST(test_relay_cancel)
+{
+	struct relay_params	 p;
+	struct relay_job	 job;
+	struct event_base	*base;
+	struct outcome		 o;
+	struct relay		*r;
+	SSL_CTX			*cctx;
+	char			 buf[256];
+	size_t			 len;
+	ssize_t			 n;
+	int			 sv[2], i;
+
+	base = event_base_new();
+	cctx = tls_client_ctx(NULL, buf, sizeof(buf));
+	ck_assert_ptr_nonnull(cctx);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	evutil_make_socket_nonblocking(sv[0]);
+	memset(&o, 0, sizeof(o));
+	setup_job(&p, &job, base, cctx, sv[0], BODY_SHORT);
+	ck_assert_int_eq(write_all(sv[1], BANNER, strlen(BANNER)), 0);
+	r = relay_start(&p, &job, outcome_done_cb, &o);
+	ck_assert_ptr_nonnull(r);
+	for (i = 0; i < 50; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	relay_cancel(r);
+	/* libevent closes the fd once its deferred callbacks have run. */
+	for (i = 0; i < 10; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	/* The relay said EHLO, then closed its end; done was never called. */
+	len = 0;
+	while ((n = read(sv[1], buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	ck_assert_int_eq((int)n, 0);
+	ck_assert_str_eq(buf, "EHLO " HELO "\r\n");
+	ck_assert_int_eq(o.calls, 0);
+	close(sv[1]);
+	SSL_CTX_free(cctx);
+	event_base_free(base);
 }
 END_TEST
 
@@ -957,6 +1020,7 @@ relay_suite(void)
 	tcase_add_test(tc, test_relay_no_starttls_offered);
 	tcase_add_test(tc, test_relay_plaintext_injected_after_starttls);
 	tcase_add_test(tc, test_relay_starttls_refused);
+	tcase_add_test(tc, test_relay_starttls_rejected_5xx_defers);
 	tcase_add_test(tc, test_relay_trailing_data);
 	tcase_add_test(tc, test_relay_malformed_reply);
 	tcase_add_test(tc, test_relay_banner_timeout);
@@ -966,6 +1030,7 @@ relay_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_checked_fixture(tc, log_setup, NULL);
 	tcase_add_test(tc, test_relay_connect_refused);
+	tcase_add_test(tc, test_relay_cancel);
 	tcase_add_test(tc, test_relay_dns_failure);
 	suite_add_tcase(s, tc);
 
