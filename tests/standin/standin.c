@@ -60,6 +60,8 @@
 #define STANDIN_SIZE_MAX	35882577ULL	/* Gmail's advertised SIZE */
 #define STANDIN_LINE_MAX	2048	/* command or SASL line, with CRLF */
 #define STANDIN_CHUNK		65536	/* message bytes handled per piece */
+#define STANDIN_IBUF_MAX	(2 * STANDIN_CHUNK)	/* input read ahead */
+#define STANDIN_OBUF_MAX	65536	/* unsent replies before reading pauses */
 #define STANDIN_RCPT_MAX	100	/* Gmail: 452 4.5.3 on the 101st */
 #define STANDIN_UNKNOWN_MAX	10	/* unrecognized commands before goodbye */
 #define STANDIN_ADDR_MAX	256	/* RFC 5321 path, with NUL */
@@ -177,14 +179,15 @@ standin_event(struct standin *si, const char *fmt, ...)
 		log_warn("events.log");
 }
 
-/* Copy s into buf with anything but visible ASCII replaced by '?'. */
+/* Copy s into buf with control bytes, non-ASCII and (unless allowed) spaces as '?'. */
 static const char *
-standin_printable(const char *s, char *buf, size_t len)
+standin_printable(const char *s, char *buf, size_t len, bool spaces)
 {
 	size_t	 i;
 
 	for (i = 0; s[i] != '\0' && i + 1 < len; i++)
-		buf[i] = (s[i] > ' ' && s[i] < 0x7f) ? s[i] : '?';
+		buf[i] = ((s[i] > ' ' || (spaces && s[i] == ' ')) &&
+		    s[i] < 0x7f) ? s[i] : '?';
 	buf[i] = '\0';
 	return buf;
 }
@@ -294,6 +297,7 @@ standin_bev_setup(struct standin_sess *s)
 	bufferevent_setcb(s->bev, standin_read_cb, standin_write_cb,
 	    standin_event_cb, s);
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, STANDIN_IBUF_MAX);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
@@ -365,12 +369,14 @@ standin_tls_done(struct standin_sess *s)
 static void
 standin_tls_failed(struct standin_sess *s, short what)
 {
-	char		 reason[512], one[256];
+	char		 reason[512], shown[512];
+	const char	*one;
 	unsigned long	 e;
 
 	reason[0] = '\0';
 	while ((e = bufferevent_get_openssl_error(s->bev)) != 0) {
-		ERR_error_string_n(e, one, sizeof(one));
+		if ((one = ERR_reason_error_string(e)) == NULL)
+			continue;
 		if (reason[0] != '\0')
 			strncat(reason, "; ", sizeof(reason) - strlen(reason) - 1);
 		strncat(reason, one, sizeof(reason) - strlen(reason) - 1);
@@ -379,7 +385,7 @@ standin_tls_failed(struct standin_sess *s, short what)
 		str_copy(reason, (what & BEV_EVENT_EOF) ? "connection closed" :
 		    "socket error", sizeof(reason));
 	standin_event(s->si, "tlsfail %u reason=%s", s->conn,
-	    standin_printable(reason, one, sizeof(one)));
+	    standin_printable(reason, shown, sizeof(shown), true));
 }
 
 /* ---- AUTH ---- */
@@ -405,7 +411,7 @@ standin_auth_check(struct standin_sess *s, const char *user, size_t userlen,
 	memcpy(shown, user, userlen);
 	shown[userlen] = '\0';
 	standin_event(s->si, "auth %u user=%s tls=%s result=%d", s->conn,
-	    standin_printable(shown, shown, sizeof(shown)),
+	    standin_printable(shown, shown, sizeof(shown), false),
 	    s->tls ? "yes" : "no", ok ? 235 : 535);
 	if (ok) {
 		s->authed = true;
@@ -1192,13 +1198,18 @@ standin_line_feed(struct standin_sess *s)
 	return true;
 }
 
-/* Act on everything buffered that the current state may read, then settle. */
+/*
+ * Act on everything buffered that the current state may read, then settle.
+ * A client that does not read its replies is not served further until it
+ * does (write_cb resumes), so neither buffer grows without bound.
+ */
 static void
 standin_process(struct standin_sess *s)
 {
-	bool	 more = true;
+	struct evbuffer	*out = bufferevent_get_output(s->bev);
+	bool		 more = true;
 
-	while (more) {
+	while (more && evbuffer_get_length(out) < STANDIN_OBUF_MAX) {
 		switch (s->state) {
 		case STANDIN_COMMAND:
 		case STANDIN_AUTH_PLAIN:
@@ -1219,8 +1230,7 @@ standin_process(struct standin_sess *s)
 	}
 	if (s->state == STANDIN_DEAD)
 		standin_sess_free(s);
-	else if (s->state == STANDIN_CLOSING &&
-	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+	else if (s->state == STANDIN_CLOSING && evbuffer_get_length(out) == 0)
 		standin_sess_close(s);
 }
 
@@ -1232,7 +1242,7 @@ standin_read_cb(struct bufferevent *bev, void *arg)
 	standin_process(arg);
 }
 
-/* The output has drained: finish a close or a STARTTLS. */
+/* The output has drained: finish a close or a STARTTLS, or read on. */
 static void
 standin_write_cb(struct bufferevent *bev, void *arg)
 {
@@ -1243,6 +1253,8 @@ standin_write_cb(struct bufferevent *bev, void *arg)
 		standin_sess_close(s);
 	else if (s->state == STANDIN_STARTTLS)
 		standin_starttls_upgrade(s);
+	else if (s->state != STANDIN_HANDSHAKE)
+		standin_process(s);
 }
 
 /* Handshake done, idle timeout, EOF or error. */
