@@ -5,7 +5,6 @@
  * records every byte it read in a file the test then inspects.
  */
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
@@ -63,27 +62,30 @@ struct run {
 };
 
 static char		 tmpdir[] = "/tmp/check_submit.XXXXXX";
-static char		 recpath[64];
 static char		 sockpath[64];
 static struct sasl_cred	 cred;
 
-/* A fresh directory for the fake's recording, and the credentials. */
+/* The test credentials. */
 static void
 setup(void)
 {
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	(void)snprintf(recpath, sizeof(recpath), "%s/received", tmpdir);
-	(void)snprintf(sockpath, sizeof(sockpath), "%s/sock", tmpdir);
 	memset(&cred, 0, sizeof(cred));
 	ck_assert_int_eq(str_copy(cred.user, SENDER, sizeof(cred.user)), 0);
 	ck_assert_int_eq(str_copy(cred.pass, PASSWORD, sizeof(cred.pass)), 0);
 }
 
-/* Remove what the test left in the directory, then the directory. */
+/* A fresh directory for a listening socket. */
 static void
-teardown(void)
+setup_dir(void)
 {
-	(void)unlink(recpath);
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	(void)snprintf(sockpath, sizeof(sockpath), "%s/sock", tmpdir);
+}
+
+/* Remove the socket, then the directory. */
+static void
+teardown_dir(void)
+{
 	(void)unlink(sockpath);
 	ck_assert_int_eq(rmdir(tmpdir), 0);
 	(void)str_copy(tmpdir, "/tmp/check_submit.XXXXXX", sizeof(tmpdir));
@@ -128,9 +130,12 @@ fake_step(FILE *in, FILE *rec, int fd, const struct step *st)
 	return ret;
 }
 
-/* The fake daemon: play the script; exit 0, or 1 + the failing step. */
+/*
+ * The fake daemon: play the script, recording what it reads into the
+ * (unlinked) file recfd; exit 0, or 1 + the failing step.
+ */
 static void
-fake_server(int fd, const struct step *steps, size_t n)
+fake_server(int fd, int recfd, const struct step *steps, size_t n)
 {
 	FILE	*in, *rec;
 	size_t	 i;
@@ -139,7 +144,7 @@ fake_server(int fd, const struct step *steps, size_t n)
 	alarm(20);
 	(void)signal(SIGPIPE, SIG_IGN);
 	if ((in = fdopen(fd, "r")) == NULL ||
-	    (rec = fopen(recpath, "w")) == NULL)
+	    (rec = fdopen(recfd, "w")) == NULL)
 		_exit(100);
 	for (i = 0; i < n; i++) {
 		if (fake_step(in, rec, fd, &steps[i]) == -1) {
@@ -154,16 +159,13 @@ fake_server(int fd, const struct step *steps, size_t n)
 	_exit(status);
 }
 
-/* The whole file at path, NUL-terminated. */
+/* The whole file fp, NUL-terminated. */
 static char *
-slurp(const char *path)
+slurp(FILE *fp)
 {
-	FILE	*fp;
 	char	*buf;
 	long	 len;
 
-	fp = fopen(path, "r");
-	ck_assert_ptr_nonnull(fp);
 	ck_assert_int_eq(fseek(fp, 0, SEEK_END), 0);
 	len = ftell(fp);
 	ck_assert_int_ge(len, 0);
@@ -171,7 +173,6 @@ slurp(const char *path)
 	buf = xmalloc((size_t)len + 1);
 	ck_assert_uint_eq(fread(buf, 1, (size_t)len, fp), (size_t)len);
 	buf[len] = '\0';
-	(void)fclose(fp);
 	return buf;
 }
 
@@ -194,17 +195,18 @@ static void
 run_submit(const struct step *steps, size_t n, struct submit_params *p,
     struct run *r)
 {
-	FILE	*t;
+	FILE	*t, *rec;
 	pid_t	 pid;
 	int	 sv[2], status;
 
 	memset(r, 0, sizeof(*r));
+	ck_assert_ptr_nonnull(rec = tmpfile());
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	pid = fork();
 	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
 		(void)close(sv[0]);
-		fake_server(sv[1], steps, n);
+		fake_server(sv[1], dup(fileno(rec)), steps, n);
 	}
 	(void)close(sv[1]);
 	t = open_memstream(&r->transcript, &r->tlen);
@@ -216,7 +218,8 @@ run_submit(const struct step *steps, size_t n, struct submit_params *p,
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status), "fake server died");
 	r->server = WEXITSTATUS(status);
-	r->rec = slurp(recpath);
+	r->rec = slurp(rec);
+	(void)fclose(rec);
 }
 
 /* Free what run_submit allocated. */
@@ -614,7 +617,7 @@ submit_suite(void)
 	s = suite_create("submit");
 
 	tc = tcase_create("dialogue");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_submit_queued);
 	tcase_add_test(tc, test_submit_transcript);
@@ -626,12 +629,16 @@ submit_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("errors");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_submit_failures, 0,
 	    (int)nitems_ck(fail_cases));
 	tcase_add_test(tc, test_submit_lost_mid_body);
 	tcase_add_test(tc, test_submit_timeout);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("connect");
+	tcase_add_checked_fixture(tc, setup_dir, teardown_dir);
 	tcase_add_test(tc, test_submit_connect);
 	suite_add_tcase(s, tc);
 
