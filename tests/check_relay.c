@@ -14,8 +14,6 @@
 
 #include <netinet/in.h>
 
-#include <fcntl.h>
-
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -79,9 +77,8 @@ struct outcome {
 };
 
 static int	 session_timeout = 5;
-static char	 certdir[64];
-static char	 certfile[128];
-static char	 keyfile[128];
+static SSL_CTX	*tls_cctx;	/* trusts the test certificate, or NULL */
+static SSL_CTX	*tls_sctx;	/* serves it */
 
 static const char *const rcpts[] = { "b@example.org", "c@example.org" };
 
@@ -268,8 +265,11 @@ session(const struct peer_step *steps, size_t nsteps, const char *host,
 
 	base = event_base_new();
 	ck_assert_ptr_nonnull(base);
-	cctx = tls_client_ctx(certfile[0] != '\0' ? certfile : NULL, err,
-	    sizeof(err));
+	if (tls_cctx != NULL) {
+		SSL_CTX_up_ref(tls_cctx);
+		cctx = tls_cctx;
+	} else
+		cctx = tls_client_ctx(NULL, err, sizeof(err));
 	ck_assert_msg(cctx != NULL, "client ctx: %s", err);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	evutil_make_socket_nonblocking(sv[0]);
@@ -282,10 +282,9 @@ session(const struct peer_step *steps, size_t nsteps, const char *host,
 	pr->nsteps = nsteps;
 	pr->lines = evbuffer_new();
 	pr->data = evbuffer_new();
-	if (certfile[0] != '\0') {
-		pr->ctx = tls_server_ctx(certfile, keyfile, TLS1_2_VERSION, 0,
-		    err, sizeof(err));
-		ck_assert_msg(pr->ctx != NULL, "server ctx: %s", err);
+	if (tls_sctx != NULL) {
+		SSL_CTX_up_ref(tls_sctx);
+		pr->ctx = tls_sctx;
 	}
 	pr->bev = bufferevent_socket_new(base, sv[1],
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -328,23 +327,22 @@ peer_data(struct peer *pr)
 	return (const char *)evbuffer_pullup(pr->data, -1);
 }
 
+static int	 log_fd = -1;
+
 /*
- * Send this test's log (debug level) to a file in the certificate
- * directory instead of stderr; the test runs in its own forked child.
+ * Send this test's log (debug level) to a memory file instead of stderr;
+ * the test runs in its own forked child.  Returns the saved stderr.
  */
 static int
 log_capture_start(void)
 {
-	char	 path[160];
-	int	 fd, saved;
+	int	 saved;
 
-	snprintf(path, sizeof(path), "%s/log", certdir);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	ck_assert_int_ne(fd, -1);
+	log_fd = memfd_create("log", MFD_CLOEXEC);
+	ck_assert_int_ne(log_fd, -1);
 	fflush(stderr);
 	saved = dup(STDERR_FILENO);
-	ck_assert_int_ne(dup2(fd, STDERR_FILENO), -1);
-	close(fd);
+	ck_assert_int_ne(dup2(log_fd, STDERR_FILENO), -1);
 	log_init(LOG_SINK_STDERR, 1, "check_relay");
 	return saved;
 }
@@ -353,22 +351,18 @@ log_capture_start(void)
 static char *
 log_capture_stop(int saved)
 {
-	char	 path[160], *buf;
+	char	*buf;
 	ssize_t	 n;
-	int	 fd;
 
 	fflush(stderr);
 	dup2(saved, STDERR_FILENO);
 	close(saved);
 	log_init(LOG_SINK_STDERR, 0, "check_relay");
-	snprintf(path, sizeof(path), "%s/log", certdir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	ck_assert_int_ne(fd, -1);
 	buf = xcalloc(1, 65536);
-	n = read(fd, buf, 65535);
+	n = pread(log_fd, buf, 65535, 0);
 	ck_assert_int_gt(n, 0);
-	close(fd);
-	unlink(path);
+	close(log_fd);
+	log_fd = -1;
 	return buf;
 }
 
@@ -702,31 +696,46 @@ log_setup(void)
 	log_init(LOG_SINK_STDERR, 0, "check_relay");
 }
 
-/* Make a self-signed certificate for relay.test in a fresh directory. */
+/*
+ * Make a self-signed certificate for relay.test in a fresh mkdtemp
+ * directory, load it into a client and a server context, and remove the
+ * directory at once, so that nothing is left behind even when the test
+ * fails (a failed test's teardown does not run).
+ */
 static void
 tls_setup(void)
 {
-	char	 cmd[512];
+	char	 dir[64], cert[128], key[128], cmd[512], err[256];
+	int	 rv;
 
-	str_copy(certdir, "/tmp/check_relay.XXXXXX", sizeof(certdir));
-	ck_assert_ptr_nonnull(mkdtemp(certdir));
-	snprintf(certfile, sizeof(certfile), "%s/cert.pem", certdir);
-	snprintf(keyfile, sizeof(keyfile), "%s/key.pem", certdir);
+	str_copy(dir, "/tmp/check_relay.XXXXXX", sizeof(dir));
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
 	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey ec "
 	    "-pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
 	    "-subj /CN=" HOST " -addext subjectAltName=DNS:" HOST
-	    " -keyout %s -out %s >/dev/null 2>&1", keyfile, certfile);
-	ck_assert_int_eq(system(cmd), 0);
+	    " -keyout %s -out %s >/dev/null 2>&1", key, cert);
+	rv = system(cmd);
+	if (rv == 0) {
+		tls_cctx = tls_client_ctx(cert, err, sizeof(err));
+		tls_sctx = tls_server_ctx(cert, key, TLS1_2_VERSION, 0, err,
+		    sizeof(err));
+	}
+	unlink(cert);
+	unlink(key);
+	rmdir(dir);
+	ck_assert_msg(rv == 0, "openssl req failed: %d", rv);
+	ck_assert_msg(tls_cctx != NULL && tls_sctx != NULL, "ctx: %s", err);
 }
 
-/* Remove the certificate directory. */
+/* Drop the test contexts. */
 static void
 tls_teardown(void)
 {
-	unlink(certfile);
-	unlink(keyfile);
-	rmdir(certdir);
-	certfile[0] = keyfile[0] = '\0';
+	SSL_CTX_free(tls_cctx);
+	SSL_CTX_free(tls_sctx);
+	tls_cctx = tls_sctx = NULL;
 }
 
 /* A body of n lines, every seventh starting with '.', LF endings. */
