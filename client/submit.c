@@ -440,9 +440,7 @@ submit_queue_id(const struct smtp_reply *r, char *id, size_t idlen)
 	if ((p = strcasestr(r->text, tag)) == NULL)
 		return;
 	p += sizeof(tag) - 1;
-	for (n = 0; (p[n] >= 'a' && p[n] <= 'z') ||
-	    (p[n] >= 'A' && p[n] <= 'Z') || (p[n] >= '0' && p[n] <= '9') ||
-	    p[n] == '.' || p[n] == '-' || p[n] == '_'; n++)
+	for (n = 0; p[n] > ' ' && p[n] < 0x7f; n++)
 		;
 	if (n == 0 || n >= idlen)
 		return;

@@ -264,6 +264,40 @@ START_TEST(test_submit_queued)
 }
 END_TEST
 
+static const struct {
+	const char	*reply;		/* the reply to the end of data */
+	const char	*id;
+} id_cases[] = {
+	{ "250 2.0.0 Ok: queued as 7F3A9C01B2\r\n",	"7F3A9C01B2" },
+	{ "250 2.0.0 Ok: Queued as 20261127-0001.a_b\r\n", "20261127-0001.a_b" },
+	{ "250 2.0.0 Ok: queued as ABC  (at 12:00)\r\n", "ABC" },
+	{ "250-2.0.0 Ok\r\n250 2.0.0 queued as Z9\r\n",	"Z9" },
+	{ "250 2.0.0 Ok\r\n",				"" },
+	{ "250 2.0.0 Ok: queued as \r\n",		"" },
+	{ "250 queued as 0123456789012345678901234567890123456789"
+	    "012345678901234567890123\r\n",		"" },
+};
+
+/* The queue ID is the token after "queued as"; none is still success. */
+START_TEST(test_submit_queue_id)
+{
+	struct step		 steps[STEP_COUNT];
+	struct submit_params	 p;
+	struct run		 r;
+
+	memcpy(steps, happy, sizeof(happy));
+	steps[STEP_BODY].reply = id_cases[_i].reply;
+	params_init(&p, MSG, strlen(MSG));
+	run_submit(steps, STEP_COUNT, &p, &r);
+	ck_assert_int_eq(r.server, 0);
+	ck_assert_int_eq(r.result, SUBMIT_QUEUED);
+	ck_assert_msg(strcmp(r.st.id, id_cases[_i].id) == 0,
+	    "\"%s\": id \"%s\", want \"%s\"", id_cases[_i].reply, r.st.id,
+	    id_cases[_i].id);
+	run_free(&r);
+}
+END_TEST
+
 /* Every line sent and received appears, in order, as C: and S: lines. */
 START_TEST(test_submit_transcript)
 {
@@ -620,6 +654,8 @@ submit_suite(void)
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_submit_queued);
+	tcase_add_loop_test(tc, test_submit_queue_id, 0,
+	    (int)nitems_ck(id_cases));
 	tcase_add_test(tc, test_submit_transcript);
 	tcase_add_test(tc, test_submit_auth_masked);
 	tcase_add_test(tc, test_submit_auth_long);
