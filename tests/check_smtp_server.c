@@ -1,0 +1,1169 @@
+/*
+ * check_smtp_server.c: the submission state machine, driven over a
+ * socketpair.  The server end is a bufferevent on a private event_base;
+ * the test end is a plain non-blocking fd.  Each test writes a scripted
+ * dialogue (line by line, pipelined in one write, or one byte at a time),
+ * runs the loop without blocking until it is idle, and asserts the exact
+ * reply codes and what reached queue/ and tmp/.
+ */
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "check_relayq.h"
+#include "envelope.h"
+#include "log.h"
+#include "queue.h"
+#include "sasl.h"
+#include "smtp_server.h"
+
+#define HOST		"relay.test"
+#define USER		"alice@example.com"
+#define PASS		"s3cret-Pa55word"
+#define MAXSIZE		(64 * 1024)
+#define NREPLY		64
+#define OUT_MAX		(256 * 1024)
+
+/* What the client writes after DATA, and what must land on disk. */
+#define BODY_WIRE	"Subject: test\r\n" \
+			"\r\n" \
+			"..dot line\r\n" \
+			"...two dots\r\n" \
+			"..\r\n" \
+			"caf\xc3\xa9 8bit\r\n" \
+			"plain . line\r\n" \
+			".\r\n"
+#define BODY_DISK	"Subject: test\r\n" \
+			"\r\n" \
+			".dot line\r\n" \
+			"..two dots\r\n" \
+			".\r\n" \
+			"caf\xc3\xa9 8bit\r\n" \
+			"plain . line\r\n"
+
+enum send_mode {
+	SEND_STEPWISE,		/* each line, then run the loop */
+	SEND_PIPELINED,		/* the whole script in one write */
+	SEND_BYTEWISE		/* one byte at a time */
+};
+
+static struct {
+	char			 tmpdir[64];
+	char			 qdir[80];
+	struct event_base	*base;
+	struct queue		*q;
+	struct smtp_server	*s;
+	int			 fd;		/* the client end */
+	bool			 closed;
+	int			 nqueued;
+	char			 queued_id[ENVELOPE_ID_MAX];
+	int			 nflush;
+	char			*out;		/* everything the server said */
+	size_t			 outlen;
+	bool			 eof;
+} h;
+
+/* nftw callback that removes one entry. */
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* A fresh queue directory and event base for each test. */
+static void
+setup(void)
+{
+	char	 err[256] = "";
+
+	memset(&h, 0, sizeof(h));
+	h.fd = -1;
+	strcpy(h.tmpdir, "/tmp/relayq-check-smtps-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(h.tmpdir));
+	snprintf(h.qdir, sizeof(h.qdir), "%s/q", h.tmpdir);
+	h.q = queue_open(h.qdir, err, sizeof(err));
+	ck_assert_msg(h.q != NULL, "queue_open: %s", err);
+	h.base = event_base_new();
+	ck_assert_ptr_nonnull(h.base);
+	h.out = calloc(1, OUT_MAX + 1);
+	ck_assert_ptr_nonnull(h.out);
+}
+
+/* Free the session (if still open), the loop, and the directory. */
+static void
+teardown(void)
+{
+	smtp_server_free(h.s);
+	if (h.fd != -1)
+		close(h.fd);
+	queue_close(h.q);
+	event_base_free(h.base);
+	free(h.out);
+	nftw(h.tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Callback: a message was queued. */
+static void
+cb_queued(void *arg, const char *id)
+{
+	ck_assert_ptr_eq(arg, &h);
+	h.nqueued++;
+	snprintf(h.queued_id, sizeof(h.queued_id), "%s", id);
+}
+
+/* Callback: ETRN. */
+static void
+cb_flush(void *arg)
+{
+	ck_assert_ptr_eq(arg, &h);
+	h.nflush++;
+}
+
+/* Callback: the session tore itself down. */
+static void
+cb_closed(void *arg, struct smtp_server *s)
+{
+	ck_assert_ptr_eq(arg, &h);
+	ck_assert_ptr_eq(s, h.s);
+	ck_assert(!h.closed);
+	h.closed = true;
+	h.s = NULL;
+}
+
+static const struct smtp_server_cb callbacks = {
+	cb_queued, cb_flush, cb_closed
+};
+
+/* Start a session with the given limits over a new socketpair. */
+static void
+start_with(size_t max_size, size_t max_rcpt, int idle, int refuse)
+{
+	struct smtp_server_params	 p;
+	struct bufferevent		*bev;
+	int				 sv[2];
+
+	/* A second session in one test: the first must be gone. */
+	ck_assert_ptr_null(h.s);
+	if (h.fd != -1)
+		close(h.fd);
+	h.closed = h.eof = false;
+	h.outlen = 0;
+	h.out[0] = '\0';
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(evutil_make_socket_nonblocking(sv[0]), 0);
+	ck_assert_int_eq(evutil_make_socket_nonblocking(sv[1]), 0);
+	bev = bufferevent_socket_new(h.base, sv[0],
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	ck_assert_ptr_nonnull(bev);
+	p.hostname = HOST;
+	p.max_size = max_size;
+	p.max_rcpt = max_rcpt;
+	p.idle_timeout = idle;
+	h.fd = sv[1];
+	h.s = smtp_server_new(h.base, bev, h.q, &p, &callbacks, &h, getuid(),
+	    getpid(), refuse);
+	ck_assert_ptr_nonnull(h.s);
+}
+
+/* Start a session with the usual limits. */
+static void
+start(void)
+{
+	start_with(MAXSIZE, 5, 300, 0);
+}
+
+/*
+ * Read whatever the server has sent; true if anything arrived.  The I/O
+ * helpers assert only on failure: a passing ck_assert writes a checkpoint
+ * to Check's own file, which the RLIMIT_FSIZE test cannot afford.
+ */
+static bool
+client_read(void)
+{
+	ssize_t	 n;
+	bool	 got = false;
+
+	for (;;) {
+		if (h.outlen >= OUT_MAX)
+			ck_abort_msg("the server said more than %d bytes", OUT_MAX);
+		n = read(h.fd, h.out + h.outlen, OUT_MAX - h.outlen);
+		if (n > 0) {
+			h.outlen += (size_t)n;
+			h.out[h.outlen] = '\0';
+			got = true;
+			continue;
+		}
+		if (n == 0 && !h.eof) {
+			h.eof = true;
+			got = true;
+		}
+		return got;
+	}
+}
+
+/* Run the loop without blocking until nothing moves for a while. */
+static void
+pump(void)
+{
+	int	 i, idle = 0;
+
+	for (i = 0; i < 100000 && idle < 16; i++) {
+		event_base_loop(h.base, EVLOOP_NONBLOCK);
+		if (client_read())
+			idle = 0;
+		else
+			idle++;
+	}
+}
+
+/* Write len bytes to the server, running the loop when the socket is full. */
+static void
+client_write(const char *buf, size_t len)
+{
+	ssize_t	 n;
+
+	while (len > 0) {
+		n = write(h.fd, buf, len);
+		if (n == -1 && errno == EAGAIN) {
+			pump();
+			continue;
+		}
+		if (n <= 0)
+			ck_abort_msg("write: %s", strerror(errno));
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Send a string and run the loop. */
+static void
+say(const char *text)
+{
+	client_write(text, strlen(text));
+	pump();
+}
+
+/* Split the transcript into the final line of each reply. */
+static size_t
+finals(char lines[NREPLY][600])
+{
+	const char	*p = h.out, *eol;
+	size_t		 n = 0, len;
+
+	while ((eol = strstr(p, "\r\n")) != NULL) {
+		len = (size_t)(eol - p);
+		if (len >= 4 && p[3] == ' ') {
+			ck_assert_uint_lt(n, NREPLY);
+			ck_assert_uint_lt(len, 600);
+			memcpy(lines[n], p, len);
+			lines[n][len] = '\0';
+			n++;
+		} else
+			ck_assert_msg(len >= 4 && p[3] == '-',
+			    "malformed reply line \"%.*s\"", (int)len, p);
+		p = eol + 2;
+	}
+	return n;
+}
+
+/* The transcript's final reply lines must start with want[], in order. */
+static void
+expect(const char *const *want)
+{
+	static char	 got[NREPLY][600];
+	size_t		 n, i;
+
+	n = finals(got);
+	for (i = 0; want[i] != NULL; i++) {
+		ck_assert_msg(i < n, "reply %zu missing (want \"%s\"); got:\n%s",
+		    i, want[i], h.out);
+		ck_assert_msg(strncmp(got[i], want[i], strlen(want[i])) == 0,
+		    "reply %zu is \"%s\", want \"%s\"", i, got[i], want[i]);
+	}
+	ck_assert_msg(i == n, "%zu replies, want %zu; got:\n%s", n, i, h.out);
+}
+
+/* The last final reply line. */
+static const char *
+last_reply(void)
+{
+	static char	 got[NREPLY][600];
+	size_t		 n;
+
+	n = finals(got);
+	ck_assert_uint_gt(n, 0);
+	return got[n - 1];
+}
+
+/* Number of entries in <qdir>/<sub>. */
+static int
+count_entries(const char *sub)
+{
+	char		 path[256];
+	DIR		*d;
+	struct dirent	*de;
+	int		 n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", h.qdir, sub);
+	d = opendir(path);
+	ck_assert_msg(d != NULL, "opendir %s: %s", path, strerror(errno));
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] != '.')
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* The content of queue/<id>/message.eml (malloc'd, NUL-terminated). */
+static char *
+read_message(const char *id, size_t *len)
+{
+	char	*buf;
+	ssize_t	 n;
+	size_t	 off = 0;
+	int	 fd;
+
+	fd = queue_open_message(h.q, id);
+	ck_assert_msg(fd >= 0, "open %s: %s", id, strerror(errno));
+	buf = malloc(OUT_MAX + 1);
+	ck_assert_ptr_nonnull(buf);
+	while ((n = read(fd, buf + off, OUT_MAX - off)) > 0)
+		off += (size_t)n;
+	close(fd);
+	buf[off] = '\0';
+	*len = off;
+	return buf;
+}
+
+/* "AUTH PLAIN <base64 of \0USER\0PASS>\r\n" into buf. */
+static const char *
+auth_plain_line(char *buf, size_t len)
+{
+	struct sasl_cred	 cred;
+	char			 b64[512];
+
+	memset(&cred, 0, sizeof(cred));
+	strcpy(cred.user, USER);
+	strcpy(cred.pass, PASS);
+	ck_assert_int_eq(sasl_plain_encode(&cred, b64, sizeof(b64)), 0);
+	snprintf(buf, len, "AUTH PLAIN %s\r\n", b64);
+	return buf;
+}
+
+/* base64 of one LOGIN field plus CRLF into buf. */
+static const char *
+login_line(const char *field, char *buf, size_t len)
+{
+	char	 b64[512];
+
+	ck_assert_int_eq(sasl_login_encode(field, b64, sizeof(b64)), 0);
+	snprintf(buf, len, "%s\r\n", b64);
+	return buf;
+}
+
+/* EHLO and AUTH PLAIN, with their replies checked. */
+static void
+login(void)
+{
+	char	 line[1024];
+
+	say("EHLO client.example\r\n");
+	say(auth_plain_line(line, sizeof(line)));
+	ck_assert_str_eq(last_reply(), "235 2.7.0 Authentication accepted");
+}
+
+/* The ID in the last "250 2.0.0 Ok: queued as <ID>". */
+static const char *
+queued_id_from_reply(void)
+{
+	const char	*p;
+
+	p = strstr(h.out, "250 2.0.0 Ok: queued as ");
+	ck_assert_ptr_nonnull(p);
+	p += strlen("250 2.0.0 Ok: queued as ");
+	ck_assert_ptr_nonnull(strstr(p, "\r\n"));
+	return p;
+}
+
+/* The canonical session: the full script as an array of chunks. */
+static void
+happy_script(const char *script[10], char *auth, size_t authlen)
+{
+	script[0] = "EHLO client.example\r\n";
+	script[1] = auth_plain_line(auth, authlen);
+	script[2] = "MAIL FROM:<alice@example.com> SIZE=100 BODY=8BITMIME\r\n";
+	script[3] = "RCPT TO:<bob@example.com>\r\n";
+	script[4] = "RCPT TO:<carol@example.org>\r\n";
+	script[5] = "DATA\r\n";
+	script[6] = BODY_WIRE;
+	script[7] = "QUIT\r\n";
+	script[8] = NULL;
+}
+
+static const char *const happy_replies[] = {
+	"220 " HOST " ESMTP relayq",
+	"250 ETRN",
+	"235 2.7.0 Authentication accepted",
+	"250 2.1.0 Ok",
+	"250 2.1.5 Ok",
+	"250 2.1.5 Ok",
+	"354 End data with <CR><LF>.<CR><LF>",
+	"250 2.0.0 Ok: queued as ",
+	"221 2.0.0 Bye",
+	NULL
+};
+
+/* Run the canonical session in one of the three ways and check it all. */
+static void
+run_happy(enum send_mode mode)
+{
+	const char	*script[10], *id;
+	char		 auth[1024], idbuf[ENVELOPE_ID_MAX], err[256], *msg;
+	struct envelope	 env;
+	struct sasl_cred cred;
+	size_t		 i, j, len, before;
+
+	start();
+	pump();
+	happy_script(script, auth, sizeof(auth));
+	for (i = 0; script[i] != NULL; i++) {
+		before = h.outlen;
+		if (mode == SEND_BYTEWISE) {
+			for (j = 0; script[i][j] != '\0'; j++) {
+				client_write(&script[i][j], 1);
+				pump();
+			}
+		} else
+			client_write(script[i], strlen(script[i]));
+		if (mode != SEND_PIPELINED) {
+			pump();
+			ck_assert_msg(h.outlen > before, "no reply to step %zu",
+			    i);
+		}
+	}
+	pump();
+	expect(happy_replies);
+	ck_assert(h.closed);
+	ck_assert(h.eof);
+
+	id = queued_id_from_reply();
+	len = strcspn(id, "\r");
+	ck_assert_uint_lt(len, sizeof(idbuf));
+	memcpy(idbuf, id, len);
+	idbuf[len] = '\0';
+	ck_assert_int_eq(h.nqueued, 1);
+	ck_assert_str_eq(h.queued_id, idbuf);
+	ck_assert_int_eq(count_entries("tmp"), 0);
+	ck_assert_int_eq(count_entries("queue"), 1);
+
+	msg = read_message(idbuf, &len);
+	ck_assert_uint_eq(len, strlen(BODY_DISK));
+	ck_assert_mem_eq(msg, BODY_DISK, len);
+	free(msg);
+	ck_assert_msg(queue_load(h.q, idbuf, &env, err, sizeof(err)) == 0,
+	    "%s", err);
+	ck_assert_str_eq(env.sender, "alice@example.com");
+	ck_assert_uint_eq(env.nrcpt, 2);
+	ck_assert_str_eq(env.rcpt[0], "bob@example.com");
+	ck_assert_str_eq(env.rcpt[1], "carol@example.org");
+	ck_assert_uint_eq(env.uid, getuid());
+	ck_assert_uint_eq(env.attempts, 0);
+	ck_assert_int_eq(env.state, ENVELOPE_QUEUED);
+	ck_assert_int_le(env.submitted, time(NULL));
+	ck_assert_int_gt(env.submitted, time(NULL) - 60);
+	ck_assert_int_eq(env.next_attempt, env.submitted);
+	envelope_fini(&env);
+	ck_assert_int_eq(queue_load_cred(h.q, idbuf, &cred), 0);
+	ck_assert_str_eq(cred.user, USER);
+	ck_assert_str_eq(cred.pass, PASS);
+}
+
+/* ---- the happy path, three ways ---- */
+
+/* Line by line: every step answered, the message on disk unstuffed. */
+START_TEST(test_smtp_server_happy_path)
+{
+	run_happy(SEND_STEPWISE);
+}
+END_TEST
+
+/* The whole dialogue in one write gives the same replies and bytes. */
+START_TEST(test_smtp_server_pipelined)
+{
+	run_happy(SEND_PIPELINED);
+}
+END_TEST
+
+/* One byte at a time gives the same replies and bytes. */
+START_TEST(test_smtp_server_bytewise)
+{
+	run_happy(SEND_BYTEWISE);
+}
+END_TEST
+
+/* Two messages on one connection, the second pipelined after the first. */
+START_TEST(test_smtp_server_two_messages_pipelined)
+{
+	static const char *const want[] = {
+		"220 ", "250 ETRN", "235 2.7.0", "250 2.1.0", "250 2.1.5",
+		"354 ", "250 2.0.0 Ok: queued as ", "250 2.1.0", "250 2.1.5",
+		"354 ", "250 2.0.0 Ok: queued as ", "250 2.0.0 Ok", NULL
+	};
+
+	start();
+	login();
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+	    "DATA\r\nfirst\r\n.\r\nMAIL FROM:<>\r\nRCPT TO:<c@example.com>\r\n"
+	    "DATA\r\nsecond\r\n.\r\nNOOP\r\n");
+	expect(want);
+	ck_assert_int_eq(h.nqueued, 2);
+	ck_assert_int_eq(count_entries("queue"), 2);
+	ck_assert_int_eq(count_entries("tmp"), 0);
+	ck_assert(!h.closed);
+}
+END_TEST
+
+/* ---- sequence ---- */
+
+/* MAIL before EHLO is out of sequence. */
+START_TEST(test_smtp_server_mail_before_ehlo)
+{
+	static const char *const want[] = {
+		"220 ", "503 5.5.1 ", "503 5.5.1 ", NULL
+	};
+
+	start();
+	say("MAIL FROM:<a@example.com>\r\n");
+	say("AUTH PLAIN AGFAYgBj\r\n");
+	expect(want);
+}
+END_TEST
+
+/* MAIL without AUTH needs credentials to relay. */
+START_TEST(test_smtp_server_mail_without_auth)
+{
+	static const char *const want[] = {
+		"220 ", "250 " HOST, "530 5.7.0 Authentication required", NULL
+	};
+
+	start();
+	say("HELO client.example\r\n");
+	say("MAIL FROM:<a@example.com>\r\n");
+	expect(want);
+}
+END_TEST
+
+/* AUTH twice, or inside a transaction, is 503. */
+START_TEST(test_smtp_server_auth_twice)
+{
+	char	 line[1024];
+
+	start();
+	login();
+	say(auth_plain_line(line, sizeof(line)));
+	ck_assert_str_eq(last_reply(),
+	    "503 5.5.1 Error: already authenticated");
+}
+END_TEST
+
+/* RCPT before MAIL, DATA before RCPT, nested MAIL: 503 5.5.1. */
+START_TEST(test_smtp_server_tx_sequence)
+{
+	static const char *const want[] = {
+		"220 ", "250 ETRN", "235 ", "503 5.5.1 Error: need MAIL",
+		"503 5.5.1 Error: need MAIL", "250 2.1.0", "503 5.5.1 Error: need RCPT",
+		"503 5.5.1 Error: nested MAIL", "250 2.0.0 Ok", "503 5.5.1 Error: need MAIL",
+		NULL
+	};
+
+	start();
+	login();
+	say("RCPT TO:<b@example.com>\r\n");
+	say("DATA\r\n");
+	say("MAIL FROM:<a@example.com>\r\n");
+	say("DATA\r\n");
+	say("MAIL FROM:<a@example.com>\r\n");
+	say("RSET\r\n");
+	say("RCPT TO:<b@example.com>\r\n");
+	expect(want);
+	ck_assert_int_eq(count_entries("tmp"), 0);
+}
+END_TEST
+
+/* ---- AUTH ---- */
+
+/* AUTH PLAIN with an empty 334 continuation, then a usable session. */
+START_TEST(test_smtp_server_auth_plain_continuation)
+{
+	struct sasl_cred	 cred;
+	char			 line[1024], b64[1024];
+
+	start();
+	say("EHLO c\r\n");
+	say("AUTH PLAIN\r\n");
+	ck_assert_ptr_nonnull(strstr(h.out, "\r\n334 \r\n"));
+	auth_plain_line(line, sizeof(line));
+	snprintf(b64, sizeof(b64), "%s", line + strlen("AUTH PLAIN "));
+	say(b64);
+	ck_assert_str_eq(last_reply(), "235 2.7.0 Authentication accepted");
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+	    "x\r\n.\r\n");
+	ck_assert_int_eq(h.nqueued, 1);
+	ck_assert_int_eq(queue_load_cred(h.q, h.queued_id, &cred), 0);
+	ck_assert_str_eq(cred.user, USER);
+	ck_assert_str_eq(cred.pass, PASS);
+}
+END_TEST
+
+/* AUTH LOGIN asks Username: then Password: and keeps both. */
+START_TEST(test_smtp_server_auth_login)
+{
+	static const char *const want[] = {
+		"220 ", "250 ETRN", "334 VXNlcm5hbWU6", "334 UGFzc3dvcmQ6",
+		"235 2.7.0 Authentication accepted", NULL
+	};
+	struct sasl_cred	 cred;
+	char			 line[512];
+
+	start();
+	say("EHLO c\r\n");
+	say("AUTH LOGIN\r\n");
+	say(login_line(USER, line, sizeof(line)));
+	say(login_line(PASS, line, sizeof(line)));
+	expect(want);
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+	    "x\r\n.\r\n");
+	ck_assert_int_eq(h.nqueued, 1);
+	ck_assert_int_eq(queue_load_cred(h.q, h.queued_id, &cred), 0);
+	ck_assert_str_eq(cred.user, USER);
+	ck_assert_str_eq(cred.pass, PASS);
+}
+END_TEST
+
+/* "*" cancels; bad base64 is 501 5.5.2; then AUTH still works. */
+START_TEST(test_smtp_server_auth_errors)
+{
+	static const char *const want[] = {
+		"220 ", "250 ETRN", "334 ", "501 5.7.0 Authentication aborted",
+		"501 5.5.2 ", "334 VXNlcm5hbWU6", "501 5.5.2 ",
+		"535 5.7.8 ", "504 5.5.4 ", "501 5.5.4 ", "235 2.7.0 ", NULL
+	};
+	char	 line[1024];
+
+	start();
+	say("EHLO c\r\n");
+	say("AUTH PLAIN\r\n");
+	say("*\r\n");
+	say("AUTH PLAIN not*base64!\r\n");
+	say("AUTH LOGIN\r\n");
+	say("%%%\r\n");
+	say("AUTH PLAIN AGFsaWNlAA==\r\n");	/* "\0alice\0": no password */
+	say("AUTH CRAM-MD5\r\n");
+	say("AUTH\r\n");
+	say(auth_plain_line(line, sizeof(line)));
+	expect(want);
+}
+END_TEST
+
+/* Neither the password nor its base64 ever reaches the log. */
+START_TEST(test_smtp_server_password_not_logged)
+{
+	char	 path[128], line[1024], plain[1024], pass64[512], buf[8192];
+	ssize_t	 n;
+	int	 fd;
+
+	snprintf(path, sizeof(path), "%s/log", h.tmpdir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	log_init(LOG_SINK_STDERR, 2, "check_smtp_server");
+	start();
+	login();
+	auth_plain_line(plain, sizeof(plain));
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+	    "x\r\n.\r\nRSET\r\n");
+	say("QUIT\r\n");
+	start();
+	say("EHLO c\r\nAUTH LOGIN\r\n");
+	say(login_line(USER, line, sizeof(line)));
+	say(login_line(PASS, pass64, sizeof(pass64)));
+	ck_assert_str_eq(last_reply(), "235 2.7.0 Authentication accepted");
+	fflush(stderr);
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	ck_assert_msg(strstr(buf, " accepted from=<a@example.com> nrcpt=1 "
+	    "size=3 uid=") != NULL, "log:\n%s", buf);
+	ck_assert_msg(strstr(buf, "AUTH PLAIN ********") != NULL, "%s", buf);
+	ck_assert_ptr_null(strstr(buf, PASS));
+	plain[strlen(plain) - 2] = '\0';
+	ck_assert_ptr_null(strstr(buf, plain + strlen("AUTH PLAIN ")));
+	pass64[strlen(pass64) - 2] = '\0';
+	ck_assert_ptr_null(strstr(buf, pass64));
+	close(fd);
+}
+END_TEST
+
+/* ---- MAIL and RCPT ---- */
+
+/* MAIL syntax, parameters and SIZE; RCPT syntax. */
+START_TEST(test_smtp_server_mail_params)
+{
+	static const char *const want[] = {
+		"220 ", "250 ETRN", "235 ",
+		"501 5.5.4 Syntax: MAIL FROM:<address>",
+		"501 5.5.4 Syntax: MAIL FROM:<address>",
+		"553 5.1.7 ",
+		"555 5.5.4 ",
+		"501 5.5.4 Unsupported BODY",
+		"501 5.5.4 Syntax error in SIZE",
+		"552 5.3.4 ",
+		"250 2.1.0",
+		"553 5.1.3 ",
+		"553 5.1.3 ",
+		"501 5.5.4 Syntax: RCPT TO:<address>",
+		"555 5.5.4 ",
+		"250 2.1.5",
+		NULL
+	};
+	char	 line[128];
+
+	start();
+	login();
+	say("MAIL FROM:a@example.com\r\n");
+	say("MAIL a@example.com\r\n");
+	say("MAIL FROM:<a@@example.com>\r\n");
+	say("MAIL FROM:<a@example.com> SMTPUTF8\r\n");
+	say("MAIL FROM:<a@example.com> BODY=BINARYMIME\r\n");
+	say("MAIL FROM:<a@example.com> SIZE=12x\r\n");
+	snprintf(line, sizeof(line), "MAIL FROM:<a@example.com> SIZE=%d\r\n",
+	    MAXSIZE + 1);
+	say(line);
+	snprintf(line, sizeof(line), "MAIL FROM:<a@example.com> SIZE=%d "
+	    "BODY=7BIT\r\n", MAXSIZE);
+	say(line);
+	say("RCPT TO:<>\r\n");
+	say("RCPT TO:<b@>\r\n");
+	say("RCPT TO:b@example.com\r\n");
+	say("RCPT TO:<b@example.com> NOTIFY=NEVER\r\n");
+	say("RCPT TO:<b@example.com>\r\n");
+	expect(want);
+}
+END_TEST
+
+/* The recipient cap answers 452 4.5.3 and the message still goes. */
+START_TEST(test_smtp_server_too_many_rcpts)
+{
+	static const char *const want[] = {
+		"220 ", "250 ETRN", "235 ", "250 2.1.0", "250 2.1.5",
+		"250 2.1.5", "452 4.5.3 Too many recipients", "354 ",
+		"250 2.0.0 Ok: queued as ", NULL
+	};
+	struct envelope	 env;
+	char		 err[256];
+
+	start_with(MAXSIZE, 2, 300, 0);
+	login();
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+	    "RCPT TO:<c@example.com>\r\nRCPT TO:<d@example.com>\r\n"
+	    "DATA\r\nhi\r\n.\r\n");
+	expect(want);
+	ck_assert_int_eq(queue_load(h.q, h.queued_id, &env, err, sizeof(err)),
+	    0);
+	ck_assert_uint_eq(env.nrcpt, 2);
+	envelope_fini(&env);
+}
+END_TEST
+
+/* ---- lines ---- */
+
+/* An over-long command is 500 once; the session goes on. */
+START_TEST(test_smtp_server_long_line)
+{
+	static const char *const want[] = {
+		"220 ", "500 5.5.2 Line too long", "250 2.0.0 Ok",
+		"500 5.5.2 Line too long", "250 2.0.0 Ok", "250 2.0.0 Ok",
+		"500 5.5.2 Line too long", "250 2.0.0 Ok", NULL
+	};
+	static char	 big[200 * 1024];
+
+	start();
+	memset(big, 'A', 511);
+	memcpy(big + 511, "\r\n", 3);		/* 513 with CRLF */
+	say(big);
+	say("NOOP\r\n");
+	memset(big, 'B', sizeof(big) - 1);	/* 200 KB, no LF */
+	big[sizeof(big) - 1] = '\0';
+	say(big);
+	say(big);
+	say("\r\nNOOP\r\n");
+	memset(big, 'C', 510);			/* exactly 512 with CRLF */
+	memcpy(big, "NOOP ", 5);
+	memcpy(big + 510, "\r\n", 3);
+	say(big);
+	memset(big, 'D', 511);
+	memcpy(big + 511, "\r\n", 3);
+	say(big);
+	say("NOOP\r\n");
+	expect(want);
+	ck_assert(!h.closed);
+}
+END_TEST
+
+/* Bare LF, NUL and 8-bit bytes in a command are 500 5.5.2 and ignored. */
+START_TEST(test_smtp_server_bad_command_bytes)
+{
+	static const char *const want[] = {
+		"220 ", "500 5.5.2 Bare LF", "500 5.5.2 Invalid character",
+		"500 5.5.2 Invalid character", "500 5.5.2 Invalid character",
+		"250 2.0.0 Ok", NULL
+	};
+
+	start();
+	say("NOOP\n");
+	client_write("NO\0OP\r\n", 7);
+	pump();
+	say("NOOP \xc3\xa9\r\n");
+	say("NO\rOP\r\n");
+	say("NOOP\r\n");
+	expect(want);
+}
+END_TEST
+
+/* The other verbs answer as documented. */
+START_TEST(test_smtp_server_other_verbs)
+{
+	static const char *const want[] = {
+		"220 ", "250 2.0.0 Ok", "250 2.0.0 Ok", "252 2.5.0 ",
+		"214 2.0.0 ", "502 5.5.1 ", "502 5.5.1 ",
+		"500 5.5.2 Command unrecognized", "501 5.5.4 Syntax: EHLO",
+		"250 " HOST, "250 2.0.0 Queue flush started",
+		"250 2.0.0 Queue flush started", "221 2.0.0 Bye", NULL
+	};
+
+	start();
+	say("NOOP\r\nRSET\r\nVRFY bob\r\nHELP\r\nSTARTTLS\r\nBDAT 10 LAST\r\n"
+	    "FOO bar\r\nEHLO\r\nHELO c\r\nETRN\r\nETRN @example.com\r\nQUIT\r\n"
+	    "NOOP\r\n");
+	expect(want);
+	ck_assert_int_eq(h.nflush, 2);
+	ck_assert(h.closed);
+}
+END_TEST
+
+/* EHLO advertises exactly the promised extensions. */
+START_TEST(test_smtp_server_ehlo_lines)
+{
+	char	 want[512];
+
+	start();
+	say("EHLO client.example\r\n");
+	snprintf(want, sizeof(want),
+	    "220 " HOST " ESMTP relayq\r\n"
+	    "250-" HOST "\r\n"
+	    "250-PIPELINING\r\n"
+	    "250-8BITMIME\r\n"
+	    "250-SIZE %d\r\n"
+	    "250-ENHANCEDSTATUSCODES\r\n"
+	    "250-AUTH PLAIN LOGIN\r\n"
+	    "250 ETRN\r\n", MAXSIZE);
+	ck_assert_str_eq(h.out, want);
+}
+END_TEST
+
+/* ---- DATA ---- */
+
+/* A body over max_size is read to the end, refused 552, not queued. */
+START_TEST(test_smtp_server_oversized_body)
+{
+	static const char *const want[] = {
+		"220 ", "250 ETRN", "235 ", "250 2.1.0", "250 2.1.5", "354 ",
+		"552 5.3.4 ", "250 2.0.0 Ok", NULL
+	};
+	static char	 body[4096];
+	size_t		 i;
+
+	start_with(2048, 5, 300, 0);
+	login();
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+	for (i = 0; i + 64 < sizeof(body); i += 64) {
+		memset(body + i, 'x', 62);
+		memcpy(body + i + 62, "\r\n", 2);
+	}
+	body[i] = '\0';
+	client_write(body, strlen(body));
+	ck_assert_int_eq(count_entries("tmp"), 1);
+	say(".\r\nNOOP\r\n");
+	expect(want);
+	ck_assert_int_eq(h.nqueued, 0);
+	ck_assert_int_eq(count_entries("queue"), 0);
+	ck_assert_int_eq(count_entries("tmp"), 0);
+}
+END_TEST
+
+/* A body of exactly max_size is accepted. */
+START_TEST(test_smtp_server_body_at_limit)
+{
+	start_with(16, 5, 300, 0);
+	login();
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+	    "0123456789abcd\r\n.\r\n");
+	ck_assert_msg(strncmp(last_reply(), "250 2.0.0 Ok: queued as ", 24) ==
+	    0, "%s", last_reply());
+}
+END_TEST
+
+/*
+ * A bare LF in the text is refused after the real end; a ".\r\n" after a
+ * bare LF is not the end, so nothing after it is taken as a command.
+ */
+START_TEST(test_smtp_server_bare_lf_in_data)
+{
+	static const char *const want[] = {
+		"220 ", "250 ETRN", "235 ", "250 2.1.0", "250 2.1.5", "354 ",
+		"554 5.6.0 Message contains bare CR or LF", "250 2.0.0 Ok", NULL
+	};
+
+	start();
+	login();
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+	    "Subject: x\r\n\r\nline\n.\r\nMAIL FROM:<evil@example.com>\r\n"
+	    "RCPT TO:<victim@example.com>\r\nDATA\r\nsmuggled\r\n.\r\n"
+	    "NOOP\r\n");
+	expect(want);
+	ck_assert_int_eq(h.nqueued, 0);
+	ck_assert_int_eq(count_entries("queue"), 0);
+	ck_assert_int_eq(count_entries("tmp"), 0);
+}
+END_TEST
+
+/* A bare CR and a 1001-byte line are refused 554 5.6.0 after the dot. */
+START_TEST(test_smtp_server_bad_text_lines)
+{
+	static const char *const want[] = {
+		"220 ", "250 ETRN", "235 ", "250 2.1.0", "250 2.1.5", "354 ",
+		"554 5.6.0 Message contains bare CR", "250 2.1.0", "250 2.1.5",
+		"354 ", "554 5.6.0 Message has a line longer", "250 2.1.0",
+		"250 2.1.5", "354 ", "250 2.0.0 Ok: queued as ", NULL
+	};
+	static char	 line[1100];
+
+	start();
+	login();
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+	    "a\rb\r\n.\r\n");
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+	memset(line, 'x', 999);			/* 1001 with CRLF */
+	memcpy(line + 999, "\r\n.\r\n", 6);
+	say(line);
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+	memset(line, 'y', 998);			/* 1000 with CRLF: fine */
+	memcpy(line + 998, "\r\n.\r\n", 6);
+	say(line);
+	expect(want);
+	ck_assert_int_eq(h.nqueued, 1);
+	ck_assert_int_eq(count_entries("queue"), 1);
+	ck_assert_int_eq(count_entries("tmp"), 0);
+}
+END_TEST
+
+/* EOF in the middle of DATA leaves nothing in tmp/ or queue/. */
+START_TEST(test_smtp_server_eof_mid_data)
+{
+	start();
+	login();
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+	    "Subject: half\r\n\r\nsome text\r\n");
+	ck_assert_str_eq(last_reply(), "354 End data with <CR><LF>.<CR><LF>");
+	ck_assert_int_eq(count_entries("tmp"), 1);
+	ck_assert_int_eq(shutdown(h.fd, SHUT_WR), 0);
+	pump();
+	ck_assert(h.closed);
+	ck_assert_int_eq(h.nqueued, 0);
+	ck_assert_int_eq(count_entries("tmp"), 0);
+	ck_assert_int_eq(count_entries("queue"), 0);
+}
+END_TEST
+
+/* A failing disk write is answered after the dot, nothing is queued. */
+START_TEST(test_smtp_server_write_error)
+{
+	struct rlimit	 rl, saved;
+	static char	 body[80 * 1024];
+	size_t		 i;
+
+	start_with(1024 * 1024, 5, 300, 0);
+	login();
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+	for (i = 0; i + 100 + 4 <= sizeof(body); i += 100) {
+		memset(body + i, 'z', 98);
+		memcpy(body + i + 98, "\r\n", 2);
+	}
+	memcpy(body + i, ".\r\n", 4);
+	/* Files may not grow past 1 KB while the message is written. */
+	signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+	rl = saved;
+	rl.rlim_cur = 1024;
+	setrlimit(RLIMIT_FSIZE, &rl);
+	say(body);
+	setrlimit(RLIMIT_FSIZE, &saved);
+	ck_assert_str_eq(last_reply(), "451 4.3.0 Local error in processing");
+	ck_assert_int_eq(h.nqueued, 0);
+	ck_assert_int_eq(count_entries("queue"), 0);
+	ck_assert_int_eq(count_entries("tmp"), 0);
+	say("NOOP\r\n");
+	ck_assert_str_eq(last_reply(), "250 2.0.0 Ok");
+}
+END_TEST
+
+/* ---- limits and teardown ---- */
+
+/* Over the connection cap: 421 4.3.2 and the session closes itself. */
+START_TEST(test_smtp_server_refuse)
+{
+	start_with(MAXSIZE, 5, 300, 1);
+	say("EHLO c\r\n");
+	ck_assert_str_eq(h.out,
+	    "421 4.3.2 Too many connections, try again later\r\n");
+	ck_assert(h.closed);
+	ck_assert(h.eof);
+}
+END_TEST
+
+/* Run the loop for about ms milliseconds. */
+static void
+pump_for(int ms)
+{
+	struct timespec	 ts = { 0, 10 * 1000 * 1000 };
+	int		 i;
+
+	for (i = 0; i < ms / 10; i++) {
+		pump();
+		nanosleep(&ts, NULL);
+	}
+	pump();
+}
+
+/* Silence past idle_timeout: 421 4.4.2 and close. */
+START_TEST(test_smtp_server_idle_timeout)
+{
+	start_with(MAXSIZE, 5, 1, 0);
+	say("EHLO c\r\n");
+	pump_for(500);
+	ck_assert(!h.closed);
+	pump_for(1500);
+	ck_assert(h.closed);
+	ck_assert_str_eq(last_reply(),
+	    "421 4.4.2 " HOST " Error: timeout exceeded");
+}
+END_TEST
+
+/* A byte every 200 ms resets the idle timer but not the line deadline. */
+START_TEST(test_smtp_server_trickle_deadline)
+{
+	const char	*cmd = "NOOP NOOP NOOP NOOP NOOP\r\n";
+	size_t		 i;
+
+	start_with(MAXSIZE, 5, 1, 0);
+	for (i = 0; cmd[i] != '\0' && !h.closed; i++) {
+		client_write(&cmd[i], 1);
+		pump_for(200);
+	}
+	ck_assert(h.closed);
+	ck_assert_uint_lt(i, 12);
+	ck_assert_str_eq(last_reply(),
+	    "421 4.4.2 " HOST " Error: timeout exceeded");
+}
+END_TEST
+
+/* smtp_server_free mid-DATA (daemon shutdown) aborts the tx. */
+START_TEST(test_smtp_server_free_aborts)
+{
+	start();
+	login();
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+	    "text\r\n");
+	ck_assert_int_eq(count_entries("tmp"), 1);
+	ck_assert_uint_eq(smtp_server_uid(h.s), getuid());
+	smtp_server_free(h.s);
+	h.s = NULL;
+	ck_assert(!h.closed);
+	ck_assert_int_eq(count_entries("tmp"), 0);
+	ck_assert_int_eq(count_entries("queue"), 0);
+	pump();
+	ck_assert(h.eof);
+}
+END_TEST
+
+Suite *
+smtp_server_suite(void)
+{
+	Suite	*s;
+	TCase	*tc;
+
+	s = suite_create("smtp_server");
+
+	tc = tcase_create("dialogue");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_smtp_server_happy_path);
+	tcase_add_test(tc, test_smtp_server_pipelined);
+	tcase_add_test(tc, test_smtp_server_bytewise);
+	tcase_add_test(tc, test_smtp_server_two_messages_pipelined);
+	tcase_add_test(tc, test_smtp_server_ehlo_lines);
+	tcase_add_test(tc, test_smtp_server_other_verbs);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("sequence");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_smtp_server_mail_before_ehlo);
+	tcase_add_test(tc, test_smtp_server_mail_without_auth);
+	tcase_add_test(tc, test_smtp_server_auth_twice);
+	tcase_add_test(tc, test_smtp_server_tx_sequence);
+	tcase_add_test(tc, test_smtp_server_auth_plain_continuation);
+	tcase_add_test(tc, test_smtp_server_auth_login);
+	tcase_add_test(tc, test_smtp_server_auth_errors);
+	tcase_add_test(tc, test_smtp_server_password_not_logged);
+	tcase_add_test(tc, test_smtp_server_mail_params);
+	tcase_add_test(tc, test_smtp_server_too_many_rcpts);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("limits");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_smtp_server_long_line);
+	tcase_add_test(tc, test_smtp_server_bad_command_bytes);
+	tcase_add_test(tc, test_smtp_server_oversized_body);
+	tcase_add_test(tc, test_smtp_server_body_at_limit);
+	tcase_add_test(tc, test_smtp_server_bare_lf_in_data);
+	tcase_add_test(tc, test_smtp_server_bad_text_lines);
+	tcase_add_test(tc, test_smtp_server_eof_mid_data);
+	tcase_add_test(tc, test_smtp_server_write_error);
+	tcase_add_test(tc, test_smtp_server_refuse);
+	tcase_add_test(tc, test_smtp_server_idle_timeout);
+	tcase_add_test(tc, test_smtp_server_trickle_deadline);
+	tcase_add_test(tc, test_smtp_server_free_aborts);
+	suite_add_tcase(s, tc);
+	return s;
+}
