@@ -89,7 +89,9 @@ listener_mkparent(const char *path, char *err, size_t errlen)
 	copy = xstrdup(path);
 	dir = dirname(copy);
 	if (stat(dir, &st) == -1) {
-		if (errno != ENOENT || mkdir(dir, 0755) == -1) {
+		/* chmod too: clients of every uid must reach the socket. */
+		if (errno != ENOENT || mkdir(dir, 0755) == -1 ||
+		    chmod(dir, 0755) == -1) {
 			snprintf(err, errlen, "%s: %s", dir, strerror(errno));
 			rc = -1;
 		} else

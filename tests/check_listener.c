@@ -362,6 +362,7 @@ START_TEST(test_listener_free_closes_sessions)
 }
 END_TEST
 
+/* The listener suite: its test cases and their fixtures. */
 Suite *
 listener_suite(void)
 {

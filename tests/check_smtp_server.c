@@ -1115,6 +1115,7 @@ START_TEST(test_smtp_server_free_aborts)
 }
 END_TEST
 
+/* The smtp_server suite: its test cases and their fixtures. */
 Suite *
 smtp_server_suite(void)
 {
