@@ -526,6 +526,26 @@ harness_grep(const char *path, const char *needle)
 	return n;
 }
 
+/* Count lines holding both strings. */
+int
+harness_grep_lines(const char *path, const char *a, const char *b)
+{
+	char	*text, *line, *next;
+	int	 n = 0;
+
+	if ((text = harness_read_file(path, NULL)) == NULL)
+		return 0;
+	for (line = text; line != NULL && *line != '\0'; line = next) {
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		if (strstr(line, a) != NULL && (b == NULL ||
+		    strstr(line, b) != NULL))
+			n++;
+	}
+	free(text);
+	return n;
+}
+
 /* Look up "key: value" in a small text file. */
 int
 harness_keyval(const char *path, const char *key, char *buf, size_t len)

@@ -116,6 +116,8 @@ int	harness_first(const char *dir, const char *prefix, char *buf,
 	    size_t len);
 /* How many times needle occurs in the file (0 if it does not exist). */
 int	harness_grep(const char *path, const char *needle);
+/* How many lines of the file contain both a and b (b may be NULL). */
+int	harness_grep_lines(const char *path, const char *a, const char *b);
 /* How many times needle occurs in the len bytes at hay. */
 int	harness_memcount(const void *hay, size_t len, const char *needle);
 /*
