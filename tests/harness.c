@@ -396,6 +396,23 @@ harness_wait_grep(const char *path, const char *needle, int n, double secs)
 	return 0;
 }
 
+/* Poll until any needle shows up in the file. */
+int
+harness_wait_any(const char *path, const char *const *needles, double secs)
+{
+	double	 end = harness_now() + secs;
+	int	 i;
+
+	for (;;) {
+		for (i = 0; needles[i] != NULL; i++)
+			if (harness_grep(path, needles[i]) > 0)
+				return i;
+		if (harness_now() > end)
+			return -1;
+		harness_nap();
+	}
+}
+
 /* Poll until dir holds exactly n entries named prefix*. */
 int
 harness_wait_count(const char *dir, const char *prefix, int n, double secs)

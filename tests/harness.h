@@ -100,6 +100,12 @@ int	harness_wait_socket(const char *path, struct harness_proc *watch,
 /* Wait until path contains needle at least n times; 0 or -1. */
 int	harness_wait_grep(const char *path, const char *needle, int n,
 	    double secs);
+/*
+ * Wait until the file contains one of the NULL-terminated needles; the
+ * index of the first found (in needle order), or -1 on timeout.
+ */
+int	harness_wait_any(const char *path, const char *const *needles,
+	    double secs);
 /* Wait until dir holds exactly n entries whose names start with prefix. */
 int	harness_wait_count(const char *dir, const char *prefix, int n,
 	    double secs);
