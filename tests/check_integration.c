@@ -40,7 +40,7 @@ static void	 it_fmt(char *, size_t, const char *, ...)
 static double	 it_wait(void);
 static struct harness_proc *it_standin(const char *, const char *const *);
 static struct harness_proc *it_relayqd(const char *, int);
-static char	*it_client(const char *, char *, size_t);
+static char	*it_client(const char *, const char *, char *, size_t);
 static void	 it_smtp_submit(const char *, size_t, char *, size_t);
 static void	 it_wait_delivered(struct harness_proc *, const char *);
 static void	 it_wait_failed(const char *);
@@ -174,17 +174,18 @@ it_relayqd(const char *host, int port)
 }
 
 /*
- * Run relayq SENDER password RCPT; assert it exited 0 and printed
- * "queued as ID"; the ID into id; returns the output (free it).
+ * Run relayq SENDER password RCPT (input on stdin unless NULL); assert it
+ * exited 0 and printed "queued as ID"; the ID into id; returns the output
+ * (free it).
  */
 static char *
-it_client(const char *password, char *id, size_t idlen)
+it_client(const char *password, const char *input, char *id, size_t idlen)
 {
 	char	*out = NULL;
 	int	 status = -1;
 
-	it_assert(harness_client(&it, IT_SENDER, password, IT_RCPT, &out,
-	    &status) == 0, "relayq did not run to completion");
+	it_assert(harness_client(&it, IT_SENDER, password, IT_RCPT, input,
+	    &out, &status) == 0, "relayq did not run to completion");
 	it_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	    "relayq exit status 0x%x, output:\n%s", (unsigned)status, out);
 	it_assert(harness_queue_id(out, id, idlen) == 0,
@@ -439,7 +440,7 @@ START_TEST(test_delivery_client_message_arrives)
 	it_standin(NULL, extra);
 	/* By name: SNI and the host name check against DNS:localhost. */
 	d = it_relayqd("localhost", 0);
-	out = it_client(IT_PASSWORD, id, sizeof(id));
+	out = it_client(IT_PASSWORD, NULL, id, sizeof(id));
 	it_assert(strstr(out, "C: AUTH PLAIN ********") != NULL,
 	    "no masked AUTH line in:\n%s", out);
 	it_assert(strstr(out, "S: 250") != NULL &&
@@ -487,6 +488,36 @@ START_TEST(test_delivery_client_message_arrives)
 	it_assert(harness_grep(path, "result=235") == 1,
 	    "the stand-in did not log one successful AUTH");
 	it_assert_no_secret_file(path, "the stand-in's events.log");
+}
+END_TEST
+
+/*
+ * PASSWORD "-": the client reads it from stdin (so ps never shows it), and
+ * it is that password the relay presents.
+ */
+START_TEST(test_delivery_password_from_stdin)
+{
+	const char *const	 extra[] = { "--password", IT_PASSWORD, NULL };
+	struct harness_proc	*d;
+	char			 id[128], path[PATH_MAX], val[256];
+	char			*out;
+
+	it_standin(NULL, extra);
+	d = it_relayqd(NULL, 0);
+	out = it_client("-", IT_PASSWORD "\n", id, sizeof(id));
+	it_assert_no_secret(out, strlen(out), "relayq's output");
+	free(out);
+	it_fmt(path, sizeof(path), "%s/msg-000001.meta", it.mail);
+	it_assert(harness_wait_file(path, NULL, it_wait()) == 0,
+	    "the stand-in received nothing");
+	it_assert(harness_keyval(path, "user", val, sizeof(val)) == 0 &&
+	    strcmp(val, IT_SENDER) == 0, "meta user: %s", val);
+	it_wait_delivered(d, id);
+	it_fmt(path, sizeof(path), "%s/events.log", it.mail);
+	it_assert(harness_grep(path, "result=235") == 1 &&
+	    harness_grep(path, "result=535") == 0,
+	    "the stand-in did not accept the password read from stdin");
+	it_assert_no_secret_file(d->log, "relayqd's log");
 }
 END_TEST
 
@@ -542,7 +573,7 @@ START_TEST(test_auth_fail_goes_to_failed)
 
 	it_standin(NULL, extra);
 	it_relayqd(NULL, 0);
-	out = it_client("not-" IT_PASSWORD, id, sizeof(id));
+	out = it_client("not-" IT_PASSWORD, NULL, id, sizeof(id));
 	free(out);
 	it_wait_failed(id);
 	it_envelope("failed", id, "last-reply", val, sizeof(val));
@@ -574,7 +605,7 @@ START_TEST(test_tempfail_delivered_on_third_attempt)
 
 	it_standin(NULL, extra);
 	d = it_relayqd(NULL, 0);
-	out = it_client(IT_PASSWORD, id, sizeof(id));
+	out = it_client(IT_PASSWORD, NULL, id, sizeof(id));
 	free(out);
 	it_fmt(path, sizeof(path), "%s/msg-000001.meta", it.mail);
 	it_assert(harness_wait_file(path, NULL, it_wait()) == 0,
@@ -635,7 +666,7 @@ START_TEST(test_tls_refusal_keeps_message_queued)
 
 	it_standin(tls_cases[_i].cert, extra);
 	d = it_relayqd(NULL, 0);
-	out = it_client(IT_PASSWORD, id, sizeof(id));
+	out = it_client(IT_PASSWORD, NULL, id, sizeof(id));
 	free(out);
 	it_fmt(outcome[0], sizeof(outcome[0]), "%s deferred ", id);
 	it_fmt(outcome[1], sizeof(outcome[1]), "%s delivered ", id);
@@ -680,6 +711,9 @@ START_TEST(test_tls_refusal_keeps_message_queued)
 	it_fmt(path, sizeof(path), "%s/queue/%s", it.queue, id);
 	it_assert(stat(path, &st) == 0 && (st.st_mode & 07777) == 0700,
 	    "case %d: entry mode %o", _i, (unsigned)st.st_mode & 07777);
+	it_fmt(path, sizeof(path), "%s/queue", it.queue);
+	it_assert(stat(path, &st) == 0 && (st.st_mode & 07777) == 0700,
+	    "case %d: queue/ mode %o", _i, (unsigned)st.st_mode & 07777);
 	it_fmt(path, sizeof(path), "%s/queue/%s/envelope", it.queue, id);
 	it_assert_no_secret_file(path, "the envelope");
 	it_assert_no_secret_file(d->log, "relayqd's log");
@@ -697,7 +731,7 @@ START_TEST(test_reject_rcpt_goes_to_failed)
 
 	it_standin(NULL, extra);
 	it_relayqd(NULL, 0);
-	out = it_client(IT_PASSWORD, id, sizeof(id));
+	out = it_client(IT_PASSWORD, NULL, id, sizeof(id));
 	free(out);
 	it_wait_failed(id);
 	it_envelope("failed", id, "last-reply", val, sizeof(val));
@@ -723,7 +757,7 @@ START_TEST(test_drop_in_data_delivered_on_retry)
 
 	it_standin(NULL, extra);
 	d = it_relayqd(NULL, 0);
-	out = it_client(IT_PASSWORD, id, sizeof(id));
+	out = it_client(IT_PASSWORD, NULL, id, sizeof(id));
 	free(out);
 	it_fmt(path, sizeof(path), "%s/msg-000001.meta", it.mail);
 	it_assert(harness_wait_file(path, NULL, it_wait()) == 0,
@@ -761,7 +795,7 @@ START_TEST(test_restart_delivers_queue)
 	it_assert(port > 0, "no free port");
 	d1 = it_relayqd(NULL, port);
 	for (i = 0; i < 3; i++) {
-		out = it_client(IT_PASSWORD, id[i], sizeof(id[i]));
+		out = it_client(IT_PASSWORD, NULL, id[i], sizeof(id[i]));
 		free(out);
 	}
 	for (i = 0; i < 3; i++) {
@@ -895,6 +929,7 @@ main(void)
 	s = suite_create("delivery");
 	tc = it_tcase("client", IT_TIMEOUT);
 	tcase_add_test(tc, test_delivery_client_message_arrives);
+	tcase_add_test(tc, test_delivery_password_from_stdin);
 	suite_add_tcase(s, tc);
 	srunner_add_suite(sr, s);
 

@@ -206,13 +206,22 @@ harness_fini(struct harness *h)
 	h->dir[0] = '\0';
 }
 
-/* Fork and exec argv with the process hygiene described in harness.h. */
+/* Fork and exec argv with stdin from /dev/null. */
 struct harness_proc *
 harness_spawn(struct harness *h, const char *name, char *const argv[])
 {
+	return harness_spawn_input(h, name, argv, NULL);
+}
+
+/* Fork and exec argv with the process hygiene described in harness.h. */
+struct harness_proc *
+harness_spawn_input(struct harness *h, const char *name, char *const argv[],
+    const char *input)
+{
 	struct harness_proc	*p;
+	char			 in[PATH_MAX];
 	pid_t			 parent = getpid(), pid;
-	int			 fd, null;
+	int			 fd, infd;
 
 	if (h->nprocs >= HARNESS_PROCS_MAX)
 		return NULL;
@@ -220,7 +229,15 @@ harness_spawn(struct harness *h, const char *name, char *const argv[])
 	memset(p, 0, sizeof(*p));
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	if (harness_path(p->log, sizeof(p->log), "%s/%s-%zu.log", h->dir,
-	    p->name, h->nprocs) == -1)
+	    p->name, h->nprocs) == -1 ||
+	    harness_path(in, sizeof(in), "%s/%s-%zu.in", h->dir, p->name,
+	    h->nprocs) == -1)
+		return NULL;
+	if (input == NULL)
+		snprintf(in, sizeof(in), "/dev/null");
+	else if ((infd = open(in, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1 || write_all(infd, input, strlen(input)) == -1 ||
+	    close(infd) == -1)
 		return NULL;
 	if ((fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
 	    0600)) == -1)
@@ -234,8 +251,8 @@ harness_spawn(struct harness *h, const char *name, char *const argv[])
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
 		    getppid() != parent)
 			_exit(127);
-		if ((null = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1 ||
-		    dup2(null, 0) == -1 || dup2(fd, 1) == -1 ||
+		if ((infd = open(in, O_RDONLY | O_CLOEXEC)) == -1 ||
+		    dup2(infd, 0) == -1 || dup2(fd, 1) == -1 ||
 		    dup2(fd, 2) == -1)
 			_exit(127);
 		/* Nothing of the test runner's leaks into the program. */
@@ -927,7 +944,7 @@ harness_relayqd(struct harness *h, const char *host, int port,
 /* Run the client to completion and collect its output. */
 int
 harness_client(struct harness *h, const char *sender, const char *password,
-    const char *rcpt, char **out, int *status)
+    const char *rcpt, const char *input, char **out, int *status)
 {
 	struct harness_proc	*p;
 	char			 bin[PATH_MAX];
@@ -940,7 +957,7 @@ harness_client(struct harness *h, const char *sender, const char *password,
 	if ((size_t)snprintf(bin, sizeof(bin), "%s/relayq", h->build) >=
 	    sizeof(bin))
 		return -1;
-	if ((p = harness_spawn(h, "relayq", argv)) == NULL)
+	if ((p = harness_spawn_input(h, "relayq", argv, input)) == NULL)
 		return -1;
 	if (harness_wait_exit(p, harness_scale(HARNESS_WAIT)) == -1) {
 		harness_stop(p, SIGKILL, 1.0);

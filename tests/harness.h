@@ -79,6 +79,9 @@ double	harness_scale(double secs);
  */
 struct harness_proc *harness_spawn(struct harness *, const char *name,
 	    char *const argv[]);
+/* The same with input (unless NULL) as its stdin, through a 0600 file. */
+struct harness_proc *harness_spawn_input(struct harness *, const char *name,
+	    char *const argv[], const char *input);
 /*
  * Send sig to p's pid (unless it already exited) and reap it within secs
  * (then SIGKILL and reap).  Returns the wait status, or -1.
@@ -180,12 +183,14 @@ struct harness_proc *harness_standin(struct harness *, const char *cert,
 struct harness_proc *harness_relayqd(struct harness *, const char *host,
 	    int port, const char *const *extra);
 /*
- * Run the relayq client against h->socket and wait for it (bounded).
- * Its stdout and stderr go to *out (malloc'd, NUL-terminated); its wait
+ * Run the relayq client against h->socket and wait for it (bounded),
+ * with input (unless NULL) on its stdin, for a password of "-".  Its
+ * stdout and stderr go to *out (malloc'd, NUL-terminated); its wait
  * status to *status.  0, or -1 if it could not be run or did not finish.
  */
 int	harness_client(struct harness *, const char *sender,
-	    const char *password, const char *rcpt, char **out, int *status);
+	    const char *password, const char *rcpt, const char *input,
+	    char **out, int *status);
 
 /* An unused ephemeral TCP port on 127.0.0.1 (bound, then closed). */
 int	harness_free_port(void);
