@@ -601,12 +601,21 @@ START_TEST(test_tempfail_delivered_on_third_attempt)
 	const char *const	 extra[] = { "--tempfail", "2", NULL };
 	struct harness_proc	*d;
 	char			 id[128], path[PATH_MAX], line[160];
+	char			 val[1024];
 	char			*out;
 
 	it_standin(NULL, extra);
 	d = it_relayqd(NULL, 0);
 	out = it_client(IT_PASSWORD, NULL, id, sizeof(id));
 	free(out);
+	/* Each state lasts the retry delay (1 s, then 2 s): long enough. */
+	it_fmt(path, sizeof(path), "%s/queue/%s/envelope", it.queue, id);
+	it_assert(harness_wait_keyval(path, "attempts", "1", it_wait()) == 0,
+	    "the envelope never showed attempts: 1");
+	it_envelope("queue", id, "last-reply", val, sizeof(val));
+	it_assert(strstr(val, "421 4.7.0") != NULL, "last-reply: %s", val);
+	it_assert(harness_wait_keyval(path, "attempts", "2", it_wait()) == 0,
+	    "the envelope never showed attempts: 2");
 	it_fmt(path, sizeof(path), "%s/msg-000001.meta", it.mail);
 	it_assert(harness_wait_file(path, NULL, it_wait()) == 0,
 	    "never delivered");

@@ -608,6 +608,24 @@ harness_keyval(const char *path, const char *key, char *buf, size_t len)
 	return rc;
 }
 
+/* Poll a "key: value" file until the value matches. */
+int
+harness_wait_keyval(const char *path, const char *key, const char *value,
+    double secs)
+{
+	double	 end = harness_now() + secs;
+	char	 buf[1024];
+
+	for (;;) {
+		if (harness_keyval(path, key, buf, sizeof(buf)) == 0 &&
+		    strcmp(buf, value) == 0)
+			return 0;
+		if (harness_now() > end)
+			return -1;
+		harness_nap();
+	}
+}
+
 /* Base64-encode with OpenSSL. */
 char *
 harness_b64_encode(const void *src, size_t len)

@@ -136,6 +136,10 @@ int	harness_memcount(const void *hay, size_t len, const char *needle);
 int	harness_keyval(const char *path, const char *key, char *buf,
 	    size_t len);
 
+/* Wait until harness_keyval(path, key) reads exactly value; 0 or -1. */
+int	harness_wait_keyval(const char *path, const char *key,
+	    const char *value, double secs);
+
 /*
  * Base64 (OpenSSL's codec, independent of common/base64.c).  encode: a
  * new NUL-terminated string.  decode: skips CR and LF; a new buffer and
