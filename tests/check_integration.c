@@ -122,8 +122,9 @@ it_dump(void)
 		if ((text = harness_read_file(path, &len)) == NULL)
 			continue;
 		/* The client's transcript is mostly base64: its end will do. */
-		tail = i < it.nprocs && strcmp(it.procs[i].name, "relayq") == 0 ?
-		    600 : 8000;
+		tail = 8000;
+		if (i < it.nprocs && strcmp(it.procs[i].name, "relayq") == 0)
+			tail = 600;
 		fprintf(stderr, "---- %s ----\n%s%s", path,
 		    len > tail ? text + len - tail : text,
 		    len > 0 && text[len - 1] != '\n' ? "\n" : "");

@@ -169,7 +169,8 @@ harness_init(struct harness *h)
 	}
 	if (harness_path(h->socket, sizeof(h->socket), "%s/relayq.sock",
 	    h->dir) == -1 ||
-	    harness_path(h->queue, sizeof(h->queue), "%s/spool", h->dir) == -1 ||
+	    harness_path(h->queue, sizeof(h->queue), "%s/spool",
+	    h->dir) == -1 ||
 	    harness_path(h->mail, sizeof(h->mail), "%s/mail", h->dir) == -1 ||
 	    mkdir(h->mail, 0700) == -1) {
 		fprintf(stderr, "harness: mkdir %s: %s\n", h->mail,

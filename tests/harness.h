@@ -44,7 +44,7 @@ struct harness_proc {
 struct harness {
 	char			 dir[PATH_MAX];		/* the mkdtemp dir */
 	char			 build[PATH_MAX];	/* absolute build dir */
-	char			 src[PATH_MAX];		/* absolute source tree */
+	char			 src[PATH_MAX];		/* source tree */
 	char			 certs[PATH_MAX];	/* build/tests/certs */
 	char			 socket[PATH_MAX];	/* dir/relayq.sock */
 	char			 queue[PATH_MAX];	/* dir/spool */
