@@ -182,13 +182,13 @@ check: deps
 	$(MAKE) all $(BUILD)/tests/unit $(BUILD)/tests/integration \
 	    $(BUILD)/tests/standin certs
 	$(BUILD)/tests/unit
-	RELAYQ_BUILD=$(BUILD) $(BUILD)/tests/integration
+	RELAYQ_SRC=$(CURDIR) RELAYQ_BUILD=$(BUILD) $(BUILD)/tests/integration
 
 unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
 
 integration: all $(BUILD)/tests/integration $(BUILD)/tests/standin certs
-	RELAYQ_BUILD=$(BUILD) $(BUILD)/tests/integration
+	RELAYQ_SRC=$(CURDIR) RELAYQ_BUILD=$(BUILD) $(BUILD)/tests/integration
 
 demo: deps
 	$(MAKE) all $(BUILD)/tests/standin certs
