@@ -147,6 +147,7 @@ struct standin {
 	enum standin_tls_mode	 mode;
 	bool			 reject_rcpt;
 	bool			 quota;
+	bool			 discard;	/* count message bytes, keep none */
 	unsigned long long	 tempfail_left;
 	unsigned long long	 drop_left;
 	unsigned		 idle;		/* seconds */
@@ -779,7 +780,7 @@ standin_tx_write(struct standin_sess *s, const char *p, size_t len)
 		return;
 	}
 	tx->size += len;
-	if (fwrite(p, 1, len, tx->fp) != len)
+	if (!s->si->discard && fwrite(p, 1, len, tx->fp) != len)
 		tx->ioerr = true;
 }
 
@@ -1415,7 +1416,7 @@ standin_usage(void)
 	    "               [--cert PEM --key PEM] [--password PW]\n"
 	    "               [--no-starttls | --tls-implicit] [--tempfail N]\n"
 	    "               [--drop-in-data N] [--reject-rcpt] [--quota]\n"
-	    "               [--idle-timeout SECONDS] [-v]\n");
+	    "               [--idle-timeout SECONDS] [--discard] [-v]\n");
 	exit(64);
 }
 
@@ -1448,7 +1449,7 @@ standin_getopt(int argc, char **argv, struct standin *si,
 {
 	enum { O_PORT = 256, O_PORTFILE, O_CERT, O_KEY, O_MAILDIR, O_PASSWORD,
 	    O_NOSTARTTLS, O_IMPLICIT, O_TEMPFAIL, O_REJECT, O_DROP, O_QUOTA,
-	    O_IDLE };
+	    O_IDLE, O_DISCARD };
 	static const struct option	 opts[] = {
 		{ "port",		required_argument, NULL, O_PORT },
 		{ "port-file",		required_argument, NULL, O_PORTFILE },
@@ -1463,6 +1464,7 @@ standin_getopt(int argc, char **argv, struct standin *si,
 		{ "drop-in-data",	required_argument, NULL, O_DROP },
 		{ "quota",		no_argument,	   NULL, O_QUOTA },
 		{ "idle-timeout",	required_argument, NULL, O_IDLE },
+		{ "discard",		no_argument,	   NULL, O_DISCARD },
 		{ "verbose",		no_argument,	   NULL, 'v' },
 		{ NULL,			0,		   NULL, 0 }
 	};
@@ -1516,6 +1518,9 @@ standin_getopt(int argc, char **argv, struct standin *si,
 		case O_IDLE:
 			si->idle = (unsigned)standin_number("idle-timeout",
 			    optarg, 1, 86400);
+			break;
+		case O_DISCARD:
+			si->discard = true;
 			break;
 		case 'v':
 			a->verbose++;
