@@ -94,7 +94,7 @@ LIBCLIENT	= $(BUILD)/libclient.a
 
 .DELETE_ON_ERROR:
 .PHONY: all check unit integration deps demo bench sanitize install \
-	uninstall clean certs
+	uninstall clean certs fuzz fuzz-deps
 
 all: $(BUILD)/relayqd $(BUILD)/relayq
 
@@ -198,6 +198,46 @@ sanitize:
 	CK_TIMEOUT_MULTIPLIER=4 $(MAKE) BUILD=build/san \
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=address,undefined" check
+
+# ---- fuzzing (clang libFuzzer, ASan + UBSan; see tests/fuzz/) ----
+
+FUZZ_CC		?= clang
+FUZZ_TIME	?= 60
+FUZZ_TARGETS	= smtp_cmd session smtp_reply base64 mime
+FUZZ_DIR	= $(BUILD)/fuzz
+FUZZ_CFLAGS	= -std=c17 -O1 -g -fno-omit-frame-pointer $(WARNINGS) \
+		  -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CPPFLAGS	= $(BASE_CPPFLAGS) -Idaemon $(DEP_CFLAGS)
+FUZZ_LIBOBJS	= $(COMMON_SRCS:%.c=$(FUZZ_DIR)/obj/%.o) \
+		  $(FUZZ_DIR)/obj/daemon/smtp_server.o
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link \
+	    -c -o $@ $<
+
+$(FUZZ_DIR)/libfuzz.a: $(FUZZ_LIBOBJS)
+	$(AR) rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_DIR)/libfuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(DEP_LIBS)
+
+fuzz-deps:
+	@sh tests/fuzz/deps.sh $(FUZZ_CC)
+
+# Each target runs FUZZ_TIME seconds from the committed seeds; new inputs
+# go to $(FUZZ_DIR)/corpus, crashes to $(FUZZ_DIR)/artifacts.
+fuzz: deps fuzz-deps
+	$(MAKE) $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+	@mkdir -p $(FUZZ_DIR)/artifacts
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	    echo "== fuzz_$$t for $(FUZZ_TIME) s"; \
+	    $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_TIME) -timeout=10 \
+	        -rss_limit_mb=2048 -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- \
+	        $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
