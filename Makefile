@@ -72,6 +72,8 @@ UNIT_SRCS	= $(filter-out tests/check_unit.c tests/check_integration.c, \
 UNIT_MAIN	= tests/check_unit.c
 IT_SRCS		= tests/check_integration.c tests/harness.c
 STANDIN_SRCS	= tests/standin/standin.c
+BENCH_SRCS	= tests/bench.c tests/bench_load.c tests/bench_sys.c \
+		  tests/harness.c
 
 # Only what exists yet is built, so modules can land one at a time.
 COMMON_SRCS	:= $(wildcard $(COMMON_SRCS))
@@ -84,9 +86,11 @@ CLIENT_OBJS	= $(CLIENT_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/image_png.o
 UNIT_OBJS	= $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(UNIT_MAIN:%.c=$(BUILD)/obj/%.o)
 IT_OBJS		= $(IT_SRCS:%.c=$(BUILD)/obj/%.o)
 STANDIN_OBJS	= $(STANDIN_SRCS:%.c=$(BUILD)/obj/%.o)
+BENCH_OBJS	= $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
 ALL_OBJS	= $(COMMON_OBJS) $(DAEMON_OBJS) $(CLIENT_OBJS) $(UNIT_OBJS) \
 		  $(IT_OBJS) $(STANDIN_OBJS) \
 		  $(BUILD)/obj/$(DAEMON_MAIN:.c=.o) $(BUILD)/obj/$(CLIENT_MAIN:.c=.o)
+ALL_OBJS	+= $(BENCH_OBJS)
 
 LIBCOMMON	= $(BUILD)/libcommon.a
 LIBDAEMON	= $(BUILD)/libdaemon.a
@@ -143,6 +147,19 @@ $(LIBCLIENT): $(CLIENT_OBJS)
 $(BUILD)/relayqd: $(BUILD)/obj/daemon/relayqd.o $(LIBDAEMON) $(LIBCOMMON)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
+# The test daemon with fault points (-DRELAYQ_FAULTS, see daemon/queue.h)
+# from objects of its own; build/relayqd contains none of that code.
+FAULT_OBJS	= $(DAEMON_SRCS:%.c=$(BUILD)/obj-fault/%.o) \
+		  $(BUILD)/obj-fault/$(DAEMON_MAIN:.c=.o)
+
+$(BUILD)/obj-fault/daemon/%.o: daemon/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) -DRELAYQ_FAULTS -Idaemon $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/relayqd-fault: $(FAULT_OBJS) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
 # The client links libc only (DESIGN.md): no OpenSSL, no libevent.
 $(BUILD)/relayq: $(BUILD)/obj/client/relayq.o $(LIBCLIENT) $(LIBCOMMON)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^
@@ -168,6 +185,10 @@ $(BUILD)/tests/standin: $(STANDIN_OBJS) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
+$(BUILD)/tests/bench: $(BENCH_OBJS) $(LIBCLIENT) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -pthread -o $@ $^ $(DEP_LIBS) -lm
+
 certs: $(BUILD)/tests/certs/ca.pem
 
 $(BUILD)/tests/certs/ca.pem: tests/gen_certs.sh
@@ -180,19 +201,26 @@ deps:
 
 check: deps
 	$(MAKE) all $(BUILD)/tests/unit $(BUILD)/tests/integration \
-	    $(BUILD)/tests/standin certs
+	    $(BUILD)/tests/standin $(BUILD)/tests/relayqd-fault certs
 	$(BUILD)/tests/unit
 	RELAYQ_SRC=$(CURDIR) RELAYQ_BUILD=$(BUILD) $(BUILD)/tests/integration
 
 unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
 
-integration: all $(BUILD)/tests/integration $(BUILD)/tests/standin certs
+integration: all $(BUILD)/tests/integration $(BUILD)/tests/standin \
+	    $(BUILD)/tests/relayqd-fault certs
 	RELAYQ_SRC=$(CURDIR) RELAYQ_BUILD=$(BUILD) $(BUILD)/tests/integration
 
 demo: deps
 	$(MAKE) all $(BUILD)/tests/standin certs
 	sh tests/demo.sh $(BUILD)
+
+# Measures only (no assertions); BENCH_FLAGS=--quick for a short run.
+bench: deps
+	$(MAKE) all $(BUILD)/tests/bench $(BUILD)/tests/standin certs
+	RELAYQ_SRC=$(CURDIR) RELAYQ_BUILD=$(BUILD) $(BUILD)/tests/bench \
+	    $(BENCH_FLAGS)
 
 sanitize:
 	CK_TIMEOUT_MULTIPLIER=4 $(MAKE) BUILD=build/san \
@@ -274,3 +302,4 @@ clean:
 	rm -rf $(BUILD) build
 
 -include $(ALL_OBJS:.o=.d)
+-include $(FAULT_OBJS:.o=.d)

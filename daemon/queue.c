@@ -11,12 +11,14 @@
  * because the server turns ENOSPC into "452 4.3.1".
  */
 #include <sys/types.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +43,7 @@
 #define QUEUE_ENVELOPE_TMP	"envelope.tmp"
 #define QUEUE_CREDENTIALS	"credentials"
 #define QUEUE_REASON		"REASON"
+#define QUEUE_DELETE		"DELETE"
 
 enum queue_subdir {
 	QUEUE_SUB_TMP,
@@ -547,8 +550,12 @@ queue_tx_commit(struct queue_tx *tx, struct envelope *env,
 	int		 qfd = q->fd[QUEUE_SUB_QUEUE];
 	int		 saved_errno;
 
-	if (queue_commit_entry(tx, env, cred) == -1 ||
-	    renameat(tmpfd, tx->id, qfd, tx->id) == -1) {
+	if (queue_commit_entry(tx, env, cred) == -1) {
+		queue_tx_abort(tx);
+		return -1;
+	}
+	QUEUE_FAULT("before-commit-rename");
+	if (renameat(tmpfd, tx->id, qfd, tx->id) == -1) {
 		queue_tx_abort(tx);
 		return -1;
 	}
@@ -735,6 +742,7 @@ queue_replace_envelope(int entryfd, const struct envelope *env)
 	errno = saved_errno;
 	if (rc == -1)
 		return -1;
+	QUEUE_FAULT("during-envelope-update");
 	if (renameat(entryfd, QUEUE_ENVELOPE_TMP, entryfd, QUEUE_ENVELOPE) ==
 	    -1) {
 		saved_errno = errno;
@@ -796,15 +804,38 @@ queue_move_failed(struct queue *q, const char *name)
 	return 0;
 }
 
-/* Give up: write env with state failed, then move the entry to failed/. */
+/*
+ * Unlink the credentials in the entry open at fd and make that durable:
+ * nothing in failed/ holds a password.
+ */
+static int
+queue_drop_cred(int fd)
+{
+	if (unlinkat(fd, QUEUE_CREDENTIALS, 0) == -1 && errno != ENOENT)
+		return -1;
+	return fsync(fd);
+}
+
+/*
+ * Give up: drop the credentials, write env with state failed, then move
+ * the entry to failed/.  A crash between the steps leaves the entry in
+ * queue/, where the next scan moves it aside with the reason.
+ */
 int
 queue_fail(struct queue *q, const struct envelope *env)
 {
 	struct envelope	 failed;
+	int		 fd, rc;
 
+	if ((fd = queue_open_entry(q, env->id)) == -1)
+		return -1;
 	failed = *env;			/* shallow: rcpt stays the caller's */
 	failed.state = ENVELOPE_FAILED;
-	if (queue_update(q, &failed) == -1)
+	rc = queue_drop_cred(fd);
+	if (rc == 0)
+		rc = queue_replace_envelope(fd, &failed);
+	queue_close_fd(fd);
+	if (rc == -1)
 		return -1;
 	return queue_move_failed(q, env->id);
 }
@@ -832,6 +863,8 @@ queue_quarantine(struct queue *q, const char *name, const char *reason)
 			    O_TRUNC) == -1)
 				log_warn("queue: writing %s/REASON", name);
 			free(text);
+			if (queue_drop_cred(fd) == -1)
+				log_warn("queue: removing %s/credentials", name);
 			close(fd);
 		}
 	}
@@ -840,3 +873,113 @@ queue_quarantine(struct queue *q, const char *name, const char *reason)
 	log_warnx("%s quarantined reason=%s", name, reason);
 	return 0;
 }
+
+/* What is wrong with queue/<id>/<file> as a regular file, or NULL. */
+static const char *
+queue_check_file(int fd, const char *file)
+{
+	struct stat	 st;
+
+	if (fstatat(fd, file, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return errno == ENOENT ? "missing" : strerror(errno);
+	if (!S_ISREG(st.st_mode))
+		return "not a regular file";
+	return NULL;
+}
+
+/* Check that queue/<id> is a complete entry; remove a stale envelope.tmp. */
+int
+queue_check(struct queue *q, const char *id, char *err, size_t errlen)
+{
+	static const char *const files[] = {
+		QUEUE_ENVELOPE, QUEUE_MESSAGE, QUEUE_CREDENTIALS
+	};
+	const char	*why;
+	size_t		 i;
+	int		 fd, saved_errno;
+
+	if ((fd = queue_open_entry(q, id)) == -1) {
+		saved_errno = errno;
+		snprintf(err, errlen, "%s/queue/%s: %s", q->dir, id,
+		    errno == ENOTDIR ? "not an entry directory" :
+		    strerror(errno));
+		errno = saved_errno;
+		return -1;
+	}
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if ((why = queue_check_file(fd, files[i])) != NULL) {
+			snprintf(err, errlen, "%s/queue/%s/%s: %s", q->dir, id,
+			    files[i], why);
+			close(fd);
+			errno = EINVAL;
+			return -1;
+		}
+	}
+	if (unlinkat(fd, QUEUE_ENVELOPE_TMP, 0) == 0) {
+		log_info("%s: removed a stale envelope.tmp", id);
+		if (fsync(fd) == -1)
+			log_warn("queue: fsync %s/queue/%s", q->dir, id);
+	}
+	close(fd);
+	return 0;
+}
+
+/* True when queue/<id> exists. */
+bool
+queue_exists(struct queue *q, const char *id)
+{
+	struct stat	 st;
+
+	return queue_name_ok(id) && fstatat(q->fd[QUEUE_SUB_QUEUE], id, &st,
+	    AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Take the entry's relay lock without blocking; the fd or -1/errno. */
+int
+queue_lock(struct queue *q, const char *id)
+{
+	int	 fd;
+
+	if ((fd = queue_open_entry(q, id)) == -1)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		queue_close_fd(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Release the relay lock (closing the fd drops it). */
+void
+queue_unlock(int fd)
+{
+	queue_close_fd(fd);
+}
+
+/* True when relayq --delete left queue/<id>/DELETE. */
+bool
+queue_delete_requested(struct queue *q, const char *id)
+{
+	struct stat	 st;
+	char		 path[ENVELOPE_ID_MAX + 32];
+
+	if (!queue_name_ok(id))
+		return false;
+	snprintf(path, sizeof(path), "%s/%s", id, QUEUE_DELETE);
+	return fstatat(q->fd[QUEUE_SUB_QUEUE], path, &st,
+	    AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+#ifdef RELAYQ_FAULTS
+/* Test builds: die at once, as a power cut would, at the chosen point. */
+void
+queue_fault(const char *point)
+{
+	const char	*want = getenv("RELAYQ_FAULT");
+
+	if (want == NULL || strcmp(want, point) != 0)
+		return;
+	log_warnx("fault injected: %s: SIGKILL", point);
+	raise(SIGKILL);
+}
+#endif

@@ -9,6 +9,8 @@
  * Commit: fsync message.eml, envelope, credentials (0600), fsync tmp/<ID>,
  * rename tmp/<ID> -> queue/<ID>, fsync tmp/ and queue/.  Envelope updates
  * write envelope.tmp, fsync, rename over envelope, fsync the entry.
+ * Removal unlinks the files and the entry, then fsyncs queue/.  Failing
+ * unlinks credentials and fsyncs the entry before the move to failed/.
  */
 #ifndef RELAYQ_QUEUE_H
 #define RELAYQ_QUEUE_H
@@ -72,10 +74,44 @@ int		 queue_remove(struct queue *, const char *id);
  */
 int		 queue_fail(struct queue *, const struct envelope *env);
 /*
- * Move an unreadable entry (or stray file) queue/<name> to failed/<name>
- * and write the reason into failed/<name>/REASON when it is a directory.
+ * Move an unreadable entry (or stray file) queue/<name> to failed/<name>,
+ * writing the reason into failed/<name>/REASON and removing its
+ * credentials when it is a directory.
  */
 int		 queue_quarantine(struct queue *, const char *name,
 		    const char *reason);
+/*
+ * Before an entry is scheduled: queue/<id> must be a directory holding
+ * regular files envelope, message.eml and credentials; a stale
+ * envelope.tmp (a crash mid-update) is removed.  -1 with the reason in
+ * err (errno ENOENT when queue/<id> itself is gone).
+ */
+int		 queue_check(struct queue *, const char *id, char *err,
+		    size_t errlen);
+/* True when queue/<id> exists (as anything). */
+bool		 queue_exists(struct queue *, const char *id);
+
+/*
+ * An entry being relayed: flock(LOCK_EX|LOCK_NB) on queue/<id> opened
+ * O_RDONLY|O_DIRECTORY.  The fd, or -1 with errno (EWOULDBLOCK: someone
+ * else, such as relayq --delete, holds it).
+ */
+int		 queue_lock(struct queue *, const char *id);
+/* Release a queue_lock fd; -1 is a no-op. */
+void		 queue_unlock(int fd);
+/* True when queue/<id>/DELETE exists: relayq --delete asked for removal. */
+bool		 queue_delete_requested(struct queue *, const char *id);
+
+/*
+ * Test builds (-DRELAYQ_FAULTS) only: QUEUE_FAULT("name") kills the daemon
+ * with SIGKILL when $RELAYQ_FAULT is "name".  Production builds contain
+ * no trace of it.
+ */
+#ifdef RELAYQ_FAULTS
+void		 queue_fault(const char *point);
+#define QUEUE_FAULT(point)	queue_fault(point)
+#else
+#define QUEUE_FAULT(point)	do { } while (0)
+#endif
 
 #endif /* RELAYQ_QUEUE_H */

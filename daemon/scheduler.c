@@ -5,6 +5,12 @@
  * scheduler_relay_done_cb and are applied through the queue: delivered
  * entries are removed, permanent failures move to failed/, temporary ones
  * get attempts+1, the reply and a later next-attempt.
+ *
+ * While an entry is relayed its directory is flock'ed (queue_lock), so
+ * relayq --delete cannot remove it underneath; it leaves a DELETE marker
+ * instead, which is honoured when the attempt ends and at every scan.
+ * An entry that is not a complete, readable entry is moved to failed/
+ * once, with the reason, when it is first seen.
  */
 #include <sys/queue.h>
 
@@ -34,6 +40,7 @@ struct sched_entry {
 	char			 id[ENVELOPE_ID_MAX];
 	struct event		*timer;
 	struct relay		*relay;		/* non-NULL while relaying */
+	int			 lockfd;	/* queue_lock fd, or -1 */
 	struct envelope		 env;		/* loaded while relaying */
 };
 
@@ -63,6 +70,8 @@ static void	 sched_failed(struct sched_entry *, const char *);
 static void	 sched_deferred(struct sched_entry *, const char *);
 static void	 sched_scan_cb(const char *, void *);
 static const char *sched_rcpts(const struct envelope *, char *, size_t);
+static bool	 sched_deleted(struct scheduler *, const char *);
+static void	 sched_unlock(struct sched_entry *);
 
 /* Create the scheduler; entries arrive through scheduler_add/scan. */
 struct scheduler *
@@ -129,6 +138,7 @@ sched_forget(struct sched_entry *e)
 	TAILQ_REMOVE(&s->entries, e, all);
 	tdelete(e, &s->index, sched_cmp);
 	s->count--;
+	sched_unlock(e);
 	event_free(e->timer);
 	envelope_fini(&e->env);
 	free(e);
@@ -146,26 +156,84 @@ sched_arm(struct sched_entry *e, time_t when)
 	evtimer_add(e->timer, &tv);
 }
 
+/* Release the entry's relay lock, if held. */
+static void
+sched_unlock(struct sched_entry *e)
+{
+	queue_unlock(e->lockfd);
+	e->lockfd = -1;
+}
+
+/* Honour relayq --delete's marker: remove queue/<id>; true if it did. */
+static bool
+sched_deleted(struct scheduler *s, const char *id)
+{
+	if (!queue_delete_requested(s->queue, id))
+		return false;
+	if (queue_remove(s->queue, id) == -1)
+		log_warn("%s: cannot remove the entry deleted by request", id);
+	else
+		log_info("%s deleted by request", id);
+	return true;
+}
+
+/* Move a bad entry or stray file aside, logging it by name, once. */
+static void
+sched_quarantine(struct scheduler *s, const char *id, const char *err)
+{
+	log_warnx("%s unreadable, moved to failed/: %s", id, err);
+	if (queue_quarantine(s->queue, id, err) == -1)
+		log_warn("%s: cannot move to failed/", id);
+}
+
+/*
+ * Load queue/<id> for scheduling: 0, or -1 when it was deleted by
+ * request, is gone, or was moved aside as unreadable.
+ */
+static int
+sched_admit(struct scheduler *s, const char *id, struct envelope *env)
+{
+	char	 err[512];
+
+	if (sched_deleted(s, id))
+		return -1;
+	if (queue_check(s->queue, id, err, sizeof(err)) == -1 ||
+	    queue_load(s->queue, id, env, err, sizeof(err)) == -1) {
+		if (errno == ENOENT && !queue_exists(s->queue, id))
+			log_info("%s no longer in the queue", id);
+		else
+			sched_quarantine(s, id, err);
+		return -1;
+	}
+	return 0;
+}
+
 /* Start tracking queue/<id>, scheduled at its envelope's next-attempt. */
 void
 scheduler_add(struct scheduler *s, const char *id)
 {
 	struct sched_entry	*e;
 	struct envelope		 env;
-	char			 err[512];
 
 	if (sched_find(s, id) != NULL)
 		return;
 	envelope_init(&env);
-	if (queue_load(s->queue, id, &env, err, sizeof(err)) == -1) {
-		log_warnx("%s unreadable, moved to failed/: %s", id, err);
-		if (queue_quarantine(s->queue, id, err) == -1)
+	if (sched_admit(s, id, &env) == -1) {
+		envelope_fini(&env);
+		return;
+	}
+	if (env.state == ENVELOPE_FAILED) {
+		/* A crash interrupted queue_fail: finish the move. */
+		if (queue_fail(s->queue, &env) == -1)
 			log_warn("%s: cannot move to failed/", id);
+		else
+			log_info("%s failed reply=\"%s\"", id, env.last_reply);
 		envelope_fini(&env);
 		return;
 	}
 	e = xcalloc(1, sizeof(*e));
 	e->sched = s;
+	e->lockfd = -1;
 	str_copy(e->id, id, sizeof(e->id));
 	envelope_init(&e->env);
 	if ((e->timer = evtimer_new(s->params.relay.base,
@@ -268,15 +336,19 @@ sched_start(struct sched_entry *e)
 {
 	struct scheduler	*s = e->sched;
 	struct relay_job	 job;
-	char			 err[512], reason[ENVELOPE_REPLY_MAX];
+	char			 reason[ENVELOPE_REPLY_MAX];
 	time_t			 now = time(NULL);
 
 	envelope_fini(&e->env);
 	envelope_init(&e->env);
-	if (queue_load(s->queue, e->id, &e->env, err, sizeof(err)) == -1) {
-		log_warnx("%s unreadable, moved to failed/: %s", e->id, err);
-		if (queue_quarantine(s->queue, e->id, err) == -1)
-			log_warn("%s: cannot move to failed/", e->id);
+	if ((e->lockfd = queue_lock(s->queue, e->id)) == -1 &&
+	    errno == EWOULDBLOCK) {
+		/* relayq --delete holds it for a moment. */
+		log_debug("%s locked by another process; retrying", e->id);
+		sched_arm(e, now + 1);
+		return;
+	}
+	if (sched_admit(s, e->id, &e->env) == -1) {
 		sched_forget(e);
 		return;
 	}
@@ -324,6 +396,11 @@ sched_relay_done_cb(void *arg, enum relay_result result, const char *reply)
 
 	e->relay = NULL;
 	s->running--;
+	if (result != RELAY_OK && sched_deleted(s, e->id)) {
+		sched_forget(e);
+		sched_pump(s);
+		return;
+	}
 	switch (result) {
 	case RELAY_OK:
 		sched_delivered(e, reply);
@@ -372,9 +449,13 @@ sched_delivered(struct sched_entry *e, const char *reply)
 	    s->params.relay.port, e->env.attempts + 1, reply);
 	snprintf(s->last_result, sizeof(s->last_result), "%s delivered",
 	    e->id);
+	QUEUE_FAULT("after-remote-250");
+	if (queue_delete_requested(s->queue, e->id))
+		log_info("%s deleted by request (after delivery)", e->id);
 	if (queue_remove(s->queue, e->id) == -1)
 		log_warn("%s: delivered but cannot remove the queue entry "
 		    "(it may be sent again)", e->id);
+	QUEUE_FAULT("after-remove");
 	sched_forget(e);
 }
 
@@ -393,6 +474,7 @@ sched_failed(struct sched_entry *e, const char *reason)
 	if (queue_fail(s->queue, &e->env) == -1) {
 		/* It stays in queue/; try again later rather than lose it. */
 		log_warn("%s: cannot move to failed/", e->id);
+		sched_unlock(e);
 		sched_arm(e, time(NULL) + s->params.retry_max);
 		return;
 	}
@@ -428,5 +510,6 @@ sched_deferred(struct sched_entry *e, const char *reason)
 	if (queue_update(s->queue, &e->env) == -1)
 		log_warn("%s: cannot record the attempt (still queued)",
 		    e->id);
+	sched_unlock(e);
 	sched_arm(e, e->env.next_attempt);
 }

@@ -3,8 +3,10 @@
  * what a commit leaves on disk (files, modes, bytes), that an abort or a
  * failed write leaves nothing, the tmp/ purge, scan order, envelope
  * updates, remove, fail, quarantine, the refusal of writable directories
- * and the credentials file.
+ * and the credentials file (gone once an entry is in failed/), the entry
+ * check before scheduling, the relay lock and the DELETE marker.
  */
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -535,7 +537,12 @@ START_TEST(test_queue_fail)
 	ck_assert_int_eq(env.state, ENVELOPE_QUEUED);	/* caller's copy */
 	envelope_fini(&env);
 	ck_assert_int_eq(access(qpath("queue", id), F_OK), -1);
-	ck_assert_int_eq(count_entries(qpath("failed", id)), 3);
+	/* envelope and message.eml: the password does not go to failed/. */
+	ck_assert_int_eq(count_entries(qpath("failed", id)), 2);
+	snprintf(path, sizeof(path), "%s/credentials", id);
+	errno = 0;
+	ck_assert_int_eq(access(qpath("failed", path), F_OK), -1);
+	ck_assert_int_eq(errno, ENOENT);
 	snprintf(path, sizeof(path), "%s/envelope", id);
 	text = slurp(qpath("failed", path), NULL);
 	ck_assert_ptr_nonnull(strstr(text, "\nstate: failed\n"));
@@ -570,6 +577,185 @@ START_TEST(test_queue_quarantine)
 	    "q/queue/baddir/envelope: No such file or directory\n");
 	free(text);
 	ck_assert_int_eq(queue_quarantine(q, "../failed", "x"), -1);
+	queue_close(q);
+}
+END_TEST
+
+/* A quarantined complete entry keeps its message but not the password. */
+START_TEST(test_queue_quarantine_drops_credentials)
+{
+	struct queue	*q;
+	char		 id[ENVELOPE_ID_MAX], path[128];
+
+	q = open_queue();
+	commit_one(q, id, sizeof(id));
+	ck_assert_int_eq(queue_quarantine(q, id, "unknown key"), 0);
+	snprintf(path, sizeof(path), "%s/credentials", id);
+	ck_assert_int_eq(access(qpath("failed", path), F_OK), -1);
+	snprintf(path, sizeof(path), "%s/message.eml", id);
+	ck_assert_int_eq(access(qpath("failed", path), F_OK), 0);
+	snprintf(path, sizeof(path), "%s/REASON", id);
+	ck_assert_int_eq(access(qpath("failed", path), F_OK), 0);
+	ck_assert_int_eq(count_entries(qpath("failed", id)), 3);
+	queue_close(q);
+}
+END_TEST
+
+/* How each queue_check case damages a fresh entry. */
+enum check_damage {
+	CHECK_NONE,
+	CHECK_NO_MESSAGE,
+	CHECK_NO_CREDENTIALS,
+	CHECK_NO_ENVELOPE,
+	CHECK_MESSAGE_IS_DIR,
+	CHECK_STALE_TMP,
+	CHECK_STRAY_FILE,
+	CHECK_GONE
+};
+
+static const struct {
+	enum check_damage	 damage;
+	int			 rc;
+	int			 errnum;	/* when rc is -1 */
+	const char		*err;		/* substring, when rc is -1 */
+} check_cases[] = {
+	{ CHECK_NONE,		 0, 0,		NULL },
+	{ CHECK_NO_MESSAGE,	-1, EINVAL,	"/message.eml: missing" },
+	{ CHECK_NO_CREDENTIALS,	-1, EINVAL,	"/credentials: missing" },
+	{ CHECK_NO_ENVELOPE,	-1, EINVAL,	"/envelope: missing" },
+	{ CHECK_MESSAGE_IS_DIR,	-1, EINVAL,
+	    "/message.eml: not a regular file" },
+	{ CHECK_STALE_TMP,	 0, 0,		NULL },
+	{ CHECK_STRAY_FILE,	-1, ENOTDIR,	": not an entry directory" },
+	{ CHECK_GONE,		-1, ENOENT,	"No such file" }
+};
+
+/* Apply one damage to queue/<id>; the name to check goes into id. */
+static void
+damage_entry(enum check_damage damage, char *id, size_t idlen)
+{
+	char	 path[128];
+	FILE	*fp;
+
+	switch (damage) {
+	case CHECK_NONE:
+		return;
+	case CHECK_NO_MESSAGE:
+	case CHECK_MESSAGE_IS_DIR:
+		snprintf(path, sizeof(path), "%s/message.eml", id);
+		ck_assert_int_eq(unlink(qpath("queue", path)), 0);
+		if (damage == CHECK_MESSAGE_IS_DIR)
+			ck_assert_int_eq(mkdir(qpath("queue", path), 0700), 0);
+		return;
+	case CHECK_NO_CREDENTIALS:
+		snprintf(path, sizeof(path), "%s/credentials", id);
+		ck_assert_int_eq(unlink(qpath("queue", path)), 0);
+		return;
+	case CHECK_NO_ENVELOPE:
+		snprintf(path, sizeof(path), "%s/envelope", id);
+		ck_assert_int_eq(unlink(qpath("queue", path)), 0);
+		return;
+	case CHECK_STALE_TMP:
+		snprintf(path, sizeof(path), "%s/envelope.tmp", id);
+		fp = fopen(qpath("queue", path), "w");
+		ck_assert_ptr_nonnull(fp);
+		fputs("version: 1\nid: half", fp);
+		fclose(fp);
+		return;
+	case CHECK_STRAY_FILE:
+		snprintf(id, idlen, "stray.txt");
+		fp = fopen(qpath("queue", id), "w");
+		ck_assert_ptr_nonnull(fp);
+		fclose(fp);
+		return;
+	case CHECK_GONE:
+		snprintf(id, idlen, "20260101T000000.000000-00000000");
+		return;
+	}
+}
+
+/* queue_check accepts a complete entry and names what is wrong. */
+START_TEST(test_queue_check)
+{
+	struct queue	*q;
+	char		 id[ENVELOPE_ID_MAX], err[512] = "", path[128];
+	int		 rc;
+
+	q = open_queue();
+	commit_one(q, id, sizeof(id));
+	damage_entry(check_cases[_i].damage, id, sizeof(id));
+	errno = 0;
+	rc = queue_check(q, id, err, sizeof(err));
+	ck_assert_int_eq(rc, check_cases[_i].rc);
+	if (rc == -1) {
+		ck_assert_int_eq(errno, check_cases[_i].errnum);
+		ck_assert_msg(strstr(err, check_cases[_i].err) != NULL,
+		    "case %d: %s", _i, err);
+		ck_assert_msg(strstr(err, id) != NULL, "no name: %s", err);
+	}
+	snprintf(path, sizeof(path), "%s/envelope.tmp", id);
+	ck_assert_int_eq(access(qpath("queue", path), F_OK), -1);
+	ck_assert(queue_exists(q, id) == (check_cases[_i].damage != CHECK_GONE));
+	queue_close(q);
+}
+END_TEST
+
+/* The relay lock excludes a second holder until it is released. */
+START_TEST(test_queue_lock)
+{
+	struct queue	*q;
+	char		 id[ENVELOPE_ID_MAX];
+	int		 fd, fd2, other;
+
+	q = open_queue();
+	commit_one(q, id, sizeof(id));
+	fd = queue_lock(q, id);
+	ck_assert_int_ge(fd, 0);
+	errno = 0;
+	ck_assert_int_eq(queue_lock(q, id), -1);
+	ck_assert_int_eq(errno, EWOULDBLOCK);
+	/* What relayq --delete does, from another open file description. */
+	other = open(qpath("queue", id), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(other, 0);
+	errno = 0;
+	ck_assert_int_eq(flock(other, LOCK_EX | LOCK_NB), -1);
+	ck_assert_int_eq(errno, EWOULDBLOCK);
+	queue_unlock(fd);
+	ck_assert_int_eq(flock(other, LOCK_EX | LOCK_NB), 0);
+	errno = 0;
+	ck_assert_int_eq(queue_lock(q, id), -1);
+	ck_assert_int_eq(errno, EWOULDBLOCK);
+	close(other);
+	fd2 = queue_lock(q, id);
+	ck_assert_int_ge(fd2, 0);
+	queue_unlock(fd2);
+	queue_unlock(-1);
+	errno = 0;
+	ck_assert_int_eq(queue_lock(q, "20260101T000000.000000-00000000"), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	queue_close(q);
+}
+END_TEST
+
+/* The DELETE marker is seen, and queue_remove takes it with the entry. */
+START_TEST(test_queue_delete_marker)
+{
+	struct queue	*q;
+	char		 id[ENVELOPE_ID_MAX], path[128];
+	FILE		*fp;
+
+	q = open_queue();
+	commit_one(q, id, sizeof(id));
+	ck_assert(!queue_delete_requested(q, id));
+	snprintf(path, sizeof(path), "%s/DELETE", id);
+	fp = fopen(qpath("queue", path), "w");
+	ck_assert_ptr_nonnull(fp);
+	fclose(fp);
+	ck_assert(queue_delete_requested(q, id));
+	ck_assert(!queue_delete_requested(q, "../queue"));
+	ck_assert_int_eq(queue_remove(q, id), 0);
+	ck_assert(!queue_exists(q, id));
+	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 0);
 	queue_close(q);
 }
 END_TEST
@@ -700,7 +886,12 @@ queue_suite(void)
 	tcase_add_test(tc, test_queue_remove);
 	tcase_add_test(tc, test_queue_fail);
 	tcase_add_test(tc, test_queue_quarantine);
+	tcase_add_test(tc, test_queue_quarantine_drops_credentials);
 	tcase_add_test(tc, test_queue_open_message);
+	tcase_add_loop_test(tc, test_queue_check, 0,
+	    (int)(sizeof(check_cases) / sizeof(check_cases[0])));
+	tcase_add_test(tc, test_queue_lock);
+	tcase_add_test(tc, test_queue_delete_marker);
 	suite_add_tcase(s, tc);
 	return s;
 }
