@@ -71,6 +71,7 @@ UNIT_SRCS	= $(filter-out tests/check_unit.c tests/check_integration.c, \
 		    $(wildcard tests/check_*.c))
 UNIT_MAIN	= tests/check_unit.c
 IT_SRCS		= tests/check_integration.c tests/harness.c
+IT_SRCS		+= tests/it_hostile.c
 STANDIN_SRCS	= tests/standin/standin.c
 BENCH_SRCS	= tests/bench.c tests/bench_load.c tests/bench_sys.c \
 		  tests/harness.c
@@ -262,7 +263,7 @@ fuzz: deps fuzz-deps
 	    mkdir -p $(FUZZ_DIR)/corpus/$$t; \
 	    echo "== fuzz_$$t for $(FUZZ_TIME) s"; \
 	    $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_TIME) -timeout=10 \
-	        -rss_limit_mb=2048 -print_final_stats=1 \
+	        -rss_limit_mb=2048 -print_final_stats=1 -close_fd_mask=2 \
 	        -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- \
 	        $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
 	done

@@ -66,6 +66,7 @@ enum smtps_state {
 enum smtps_txerr {
 	SMTPS_TXERR_NONE,
 	SMTPS_TXERR_BARE,	/* bare CR or LF: 554 5.6.0 */
+	SMTPS_TXERR_NUL,	/* NUL, not 8bit text (RFC 6152): 554 5.6.0 */
 	SMTPS_TXERR_LONG,	/* line over 998 + CRLF: 554 5.6.0 */
 	SMTPS_TXERR_SIZE,	/* over max_size: 552 5.3.4 */
 	SMTPS_TXERR_IO		/* queue write failed: 452 4.3.1 / 451 4.3.0 */
@@ -1006,6 +1007,9 @@ smtp_server_data_end(struct smtp_server *s)
 	case SMTPS_TXERR_BARE:
 		smtp_server_reply(s, "554 5.6.0 Message contains bare CR or LF");
 		break;
+	case SMTPS_TXERR_NUL:
+		smtp_server_reply(s, "554 5.6.0 Message contains a NUL byte");
+		break;
 	case SMTPS_TXERR_LONG:
 		smtp_server_reply(s, "554 5.6.0 Message has a line longer than "
 		    "998 characters");
@@ -1043,6 +1047,8 @@ smtp_server_data_line(struct smtp_server *s, size_t len, bool crlf)
 	}
 	if (!crlf || memchr(s->line, '\r', len) != NULL)
 		smtp_server_tx_error(s, SMTPS_TXERR_BARE, 0);
+	else if (memchr(s->line, '\0', len) != NULL)
+		smtp_server_tx_error(s, SMTPS_TXERR_NUL, 0);
 	if (tx->error != SMTPS_TXERR_NONE)
 		return;
 	dotstuff_unstuff_line(s->line, len, &out, &outlen);

@@ -924,6 +924,10 @@ it_tcase(const char *name, int timeout)
 	return tc;
 }
 
+Suite	*hostile_suite(void);		/* it_hostile.c */
+Suite	*tls_downgrade_suite(void);	/* it_hostile.c */
+Suite	*secrets_suite(void);		/* it_hostile.c */
+
 /* One suite per scenario, so CK_RUN_SUITE selects each. */
 int
 main(void)
@@ -991,6 +995,10 @@ main(void)
 	tcase_add_test(tc, test_stale_socket_replaced_live_refused);
 	suite_add_tcase(s, tc);
 	srunner_add_suite(sr, s);
+
+	srunner_add_suite(sr, hostile_suite());
+	srunner_add_suite(sr, tls_downgrade_suite());
+	srunner_add_suite(sr, secrets_suite());
 
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

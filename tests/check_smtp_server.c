@@ -986,6 +986,29 @@ START_TEST(test_smtp_server_bad_text_lines)
 }
 END_TEST
 
+/* A NUL byte is not 8bit text (RFC 6152): 554 5.6.0, nothing queued. */
+START_TEST(test_smtp_server_nul_in_data)
+{
+	static const char *const want[] = {
+		"220 ", "250 ETRN", "235 ", "250 2.1.0", "250 2.1.5", "354 ",
+		"554 5.6.0 Message contains a NUL byte", "250 2.0.0 Ok", NULL
+	};
+	static const char	 text[] = "Subject: nul\r\n\r\nab\0cd\r\n"
+				    "more\r\n.\r\nNOOP\r\n";
+
+	start();
+	login();
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+	    "DATA\r\n");
+	client_write(text, sizeof(text) - 1);
+	pump();
+	expect(want);
+	ck_assert_int_eq(h.nqueued, 0);
+	ck_assert_int_eq(count_entries("queue"), 0);
+	ck_assert_int_eq(count_entries("tmp"), 0);
+}
+END_TEST
+
 /* EOF in the middle of DATA leaves nothing in tmp/ or queue/. */
 START_TEST(test_smtp_server_eof_mid_data)
 {
@@ -1159,6 +1182,7 @@ smtp_server_suite(void)
 	tcase_add_test(tc, test_smtp_server_body_at_limit);
 	tcase_add_test(tc, test_smtp_server_bare_lf_in_data);
 	tcase_add_test(tc, test_smtp_server_bad_text_lines);
+	tcase_add_test(tc, test_smtp_server_nul_in_data);
 	tcase_add_test(tc, test_smtp_server_eof_mid_data);
 	tcase_add_test(tc, test_smtp_server_write_error);
 	tcase_add_test(tc, test_smtp_server_refuse);

@@ -145,6 +145,9 @@ struct standin {
 	const char		*maildir;
 	const char		*password;	/* NULL: any but "wrong" */
 	enum standin_tls_mode	 mode;
+	const char		*starttls_reply; /* refuse STARTTLS with it */
+	const char		*inject;	/* plaintext sent after the 220 */
+	int			 tls_max;	/* highest TLS version offered */
 	bool			 reject_rcpt;
 	bool			 quota;
 	bool			 discard;	/* count message bytes, keep none */
@@ -1048,6 +1051,10 @@ standin_cmd_starttls(struct standin_sess *s)
 		standin_replyid(s, "502 5.5.1 Unrecognized command.");
 	else if (s->tls)
 		standin_replyid(s, "454 5.5.1 STARTTLS may not be repeated.");
+	else if (s->si->starttls_reply != NULL) {
+		standin_event(s->si, "starttls-refused %u", s->conn);
+		standin_reply(s, "%s", s->si->starttls_reply);
+	}
 	else if (evbuffer_get_length(in) > 0) {
 		/* Pipelined plaintext is never carried into the TLS session. */
 		log_debug("%u discarding %zu bytes after STARTTLS", s->conn,
@@ -1059,6 +1066,11 @@ standin_cmd_starttls(struct standin_sess *s)
 	} else {
 		standin_event(s->si, "starttls %u", s->conn);
 		standin_reply(s, "220 2.0.0 Ready to start TLS");
+		/* --inject-after-starttls: CVE-2011-0411, in the same write. */
+		if (s->si->inject != NULL) {
+			standin_event(s->si, "inject %u", s->conn);
+			standin_reply(s, "%s", s->si->inject);
+		}
 		bufferevent_disable(s->bev, EV_READ);
 		s->state = STANDIN_STARTTLS;
 	}
@@ -1416,7 +1428,9 @@ standin_usage(void)
 	    "               [--cert PEM --key PEM] [--password PW]\n"
 	    "               [--no-starttls | --tls-implicit] [--tempfail N]\n"
 	    "               [--drop-in-data N] [--reject-rcpt] [--quota]\n"
-	    "               [--idle-timeout SECONDS] [--discard] [-v]\n");
+	    "               [--idle-timeout SECONDS] [--tls-max 1.0|1.1|1.2|1.3]\n"
+	    "               [--starttls-reply REPLY] [--inject-after-starttls LINE]\n"
+	    "               [--discard] [-v]\n");
 	exit(64);
 }
 
@@ -1434,6 +1448,42 @@ standin_number(const char *name, const char *val, unsigned long long min,
 	return n;
 }
 
+/* A --tls-max value: 1.0, 1.1, 1.2 or 1.3. */
+static int
+standin_tls_version(const char *val)
+{
+	static const struct {
+		const char	*name;
+		int		 version;
+	} v[] = {
+		{ "1.0", TLS1_VERSION }, { "1.1", TLS1_1_VERSION },
+		{ "1.2", TLS1_2_VERSION }, { "1.3", TLS1_3_VERSION }
+	};
+	size_t	 i;
+
+	for (i = 0; i < nitems(v); i++)
+		if (strcmp(val, v[i].name) == 0)
+			return v[i].version;
+	fprintf(stderr, "standin: --tls-max: bad value '%s'\n", val);
+	standin_usage();
+}
+
+/* A reply line given on the command line: printable, fits a reply. */
+static const char *
+standin_reply_arg(const char *name, const char *val)
+{
+	size_t	 i, len = strlen(val);
+
+	for (i = 0; i < len; i++)
+		if ((unsigned char)val[i] < 0x20 || (unsigned char)val[i] >= 0x7f)
+			break;
+	if (len < 3 || i < len || len > SMTP_REPLY_LINE_MAX - 3) {
+		fprintf(stderr, "standin: --%s: bad reply line\n", name);
+		standin_usage();
+	}
+	return val;
+}
+
 struct standin_args {
 	unsigned	 port;
 	const char	*port_file;
@@ -1449,7 +1499,7 @@ standin_getopt(int argc, char **argv, struct standin *si,
 {
 	enum { O_PORT = 256, O_PORTFILE, O_CERT, O_KEY, O_MAILDIR, O_PASSWORD,
 	    O_NOSTARTTLS, O_IMPLICIT, O_TEMPFAIL, O_REJECT, O_DROP, O_QUOTA,
-	    O_IDLE, O_DISCARD };
+	    O_IDLE, O_TLSMAX, O_STLSREPLY, O_INJECT, O_DISCARD };
 	static const struct option	 opts[] = {
 		{ "port",		required_argument, NULL, O_PORT },
 		{ "port-file",		required_argument, NULL, O_PORTFILE },
@@ -1465,6 +1515,9 @@ standin_getopt(int argc, char **argv, struct standin *si,
 		{ "quota",		no_argument,	   NULL, O_QUOTA },
 		{ "idle-timeout",	required_argument, NULL, O_IDLE },
 		{ "discard",		no_argument,	   NULL, O_DISCARD },
+		{ "tls-max",		required_argument, NULL, O_TLSMAX },
+		{ "starttls-reply",	required_argument, NULL, O_STLSREPLY },
+		{ "inject-after-starttls", required_argument, NULL, O_INJECT },
 		{ "verbose",		no_argument,	   NULL, 'v' },
 		{ NULL,			0,		   NULL, 0 }
 	};
@@ -1519,6 +1572,17 @@ standin_getopt(int argc, char **argv, struct standin *si,
 			si->idle = (unsigned)standin_number("idle-timeout",
 			    optarg, 1, 86400);
 			break;
+		case O_TLSMAX:
+			si->tls_max = standin_tls_version(optarg);
+			break;
+		case O_STLSREPLY:
+			si->starttls_reply = standin_reply_arg("starttls-reply",
+			    optarg);
+			break;
+		case O_INJECT:
+			si->inject = standin_reply_arg("inject-after-starttls",
+			    optarg);
+			break;
 		case O_DISCARD:
 			si->discard = true;
 			break;
@@ -1539,6 +1603,30 @@ standin_getopt(int argc, char **argv, struct standin *si,
 		fatalx("--mail-dir: path too long");
 }
 
+/*
+ * The server context.  With --tls-max below 1.2 the stand-in really offers
+ * TLS 1.0/1.1: security level 0 lets OpenSSL 3 negotiate them, so it is
+ * the client that must refuse.
+ */
+static void
+standin_tls_ctx(struct standin *si, const struct standin_args *a)
+{
+	char	 err[256];
+	int	 min = TLS1_2_VERSION;
+
+	if (si->tls_max != 0 && si->tls_max < TLS1_2_VERSION)
+		min = TLS1_VERSION;
+	if ((si->ctx = tls_server_ctx(a->cert, a->key, min, si->tls_max, err,
+	    sizeof(err))) == NULL)
+		fatalx("TLS: %s", err);
+	if (min < TLS1_2_VERSION) {
+		SSL_CTX_set_security_level(si->ctx, 0);
+		if (SSL_CTX_set_cipher_list(si->ctx, "DEFAULT:@SECLEVEL=0") != 1)
+			fatalx("TLS: cipher list: %s", tls_strerror(err,
+			    sizeof(err)));
+	}
+}
+
 /* Set up, run the loop until SIGTERM/SIGINT, free everything, exit 0. */
 int
 main(int argc, char **argv)
@@ -1546,7 +1634,7 @@ main(int argc, char **argv)
 	struct standin		*si;
 	struct standin_args	 a;
 	struct standin_sess	*s;
-	char			 err[256], *path;
+	char			*path;
 	unsigned		 port;
 
 	si = xcalloc(1, sizeof(*si));
@@ -1564,9 +1652,8 @@ main(int argc, char **argv)
 	if ((si->events = fopen(path, "a")) == NULL)
 		fatal("%s", path);
 	free(path);
-	if (si->mode != STANDIN_TLS_NONE && (si->ctx = tls_server_ctx(a.cert,
-	    a.key, TLS1_2_VERSION, 0, err, sizeof(err))) == NULL)
-		fatalx("TLS: %s", err);
+	if (si->mode != STANDIN_TLS_NONE)
+		standin_tls_ctx(si, &a);
 	if ((si->base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	si->ev_term = evsignal_new(si->base, SIGTERM, standin_signal_cb, si);
