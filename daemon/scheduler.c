@@ -513,3 +513,11 @@ sched_deferred(struct sched_entry *e, const char *reason)
 	sched_unlock(e);
 	sched_arm(e, e->env.next_attempt);
 }
+
+/* New parameters (SIGHUP): timers already armed keep their time. */
+void
+scheduler_set_params(struct scheduler *s, const struct scheduler_params *p)
+{
+	s->params = *p;
+	sched_pump(s);
+}

@@ -41,5 +41,11 @@ const char	*scheduler_last_result(const struct scheduler *);
  */
 unsigned	 scheduler_next_delay(unsigned attempts, unsigned min,
 		    unsigned max);
+/*
+ * Replace the parameters (config reload).  Running relays keep theirs;
+ * armed timers keep their time; a higher max_parallel starts more now.
+ */
+void		 scheduler_set_params(struct scheduler *,
+		    const struct scheduler_params *);
 
 #endif /* RELAYQ_SCHEDULER_H */
