@@ -26,6 +26,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -1314,6 +1315,10 @@ standin_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	    sizeof(s->peer)) == NULL)
 		str_copy(s->peer, "127.0.0.1", sizeof(s->peer));
 	TAILQ_INSERT_TAIL(&si->sessions, s, entry);
+	/* --discard (the benchmark): no Nagle delay in front of replies. */
+	if (si->discard)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
+		    sizeof(int));
 	standin_event(si, "connect %u", s->conn);
 	if (si->mode == STANDIN_TLS_IMPLICIT) {
 		s->bev = standin_tls_bev(s);
