@@ -203,6 +203,8 @@ config_usage(void *fp)
 	    "               [--ca-file PEM] [--retry-min SECONDS]\n"
 	    "               [--retry-max SECONDS] [--max-age SECONDS]\n"
 	    "               [--max-parallel N] [--helo NAME] [--KEY VALUE ...]\n"
+	    "       relayqd [-c FILE] [--relay ...] --check-relay USER"
+	    " (password on stdin)\n"
 	    "Every key of relayqd.conf(5) is also a --KEY flag; flags win over"
 	    " the file.\n");
 }
@@ -218,6 +220,7 @@ config_longopts(void)
 		{ "verbose",	  no_argument,	     NULL, 'v' },
 		{ "help",	  no_argument,	     NULL, 'h' },
 		{ "version",	  no_argument,	     NULL, 'V' },
+		{ "check-relay",  required_argument, NULL, 'R' },
 	};
 	struct option	*o;
 	size_t		 i, n = nitems(fixed);
@@ -259,6 +262,16 @@ config_parse(struct relayqd_config *cfg, int argc, char **argv, char *err,
 			break;
 		case 'n':
 			cfg->check_only = true;
+			break;
+		case 'R':
+			if (str_copy(cfg->check_relay, optarg,
+			    sizeof(cfg->check_relay)) == -1 ||
+			    optarg[0] == '\0') {
+				snprintf(err, errlen, "--check-relay: the user "
+				    "name must be 1 to %d bytes",
+				    SASL_FIELD_MAX - 1);
+				goto out;
+			}
 			break;
 		case 'v':
 			cfg->verbose++;

@@ -21,6 +21,7 @@ struct relayqd_config {
 	bool			 config_given;	/* -c used: the file must exist */
 	bool			 foreground;
 	bool			 check_only;	/* -n: validate and exit */
+	char			 check_relay[SASL_FIELD_MAX]; /* USER, or "" */
 	int			 verbose;
 	char			 socket[CONFIG_PATH_MAX];
 	mode_t			 socket_mode;

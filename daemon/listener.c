@@ -17,6 +17,7 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdbool.h>
@@ -424,4 +425,87 @@ listener_closed_cb(void *arg, struct smtp_server *s)
 	free(sess);
 	if (l->app_cb.closed != NULL)
 		l->app_cb.closed(l->app_arg, s);
+}
+
+/* Later sessions get the new limits; the socket stays as it is. */
+void
+listener_set_params(struct listener *l, const struct listener_params *p)
+{
+	l->params.max_conn = p->max_conn;
+	l->params.max_conn_uid = p->max_conn_uid;
+	l->params.server = p->server;
+}
+
+/* Check that fd is a listening AF_UNIX stream socket; 0 or -1. */
+static int
+listener_check_fd(int fd, char *err, size_t errlen)
+{
+	struct sockaddr_un	 sun;
+	socklen_t		 len;
+	int			 v;
+
+	len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) == -1) {
+		snprintf(err, errlen, "LISTEN_FDS: fd %d: %s", fd,
+		    strerror(errno));
+		return -1;
+	}
+	if (v != SOCK_STREAM) {
+		snprintf(err, errlen, "LISTEN_FDS: fd %d is not a stream "
+		    "socket", fd);
+		return -1;
+	}
+	len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == -1 ||
+	    v == 0) {
+		snprintf(err, errlen, "LISTEN_FDS: fd %d is not listening",
+		    fd);
+		return -1;
+	}
+	len = sizeof(sun);
+	if (getsockname(fd, (struct sockaddr *)&sun, &len) == -1 ||
+	    sun.sun_family != AF_UNIX) {
+		snprintf(err, errlen, "LISTEN_FDS: fd %d is not a Unix "
+		    "socket", fd);
+		return -1;
+	}
+	return 0;
+}
+
+/* The sd_listen_fds protocol: fds start at 3. */
+int
+listener_fd_from_env(int *fd, char *err, size_t errlen)
+{
+	unsigned long long	 pid, n, i;
+	const char		*spid, *sn;
+	int			 rc = 0;
+
+	*fd = -1;
+	spid = getenv("LISTEN_PID");
+	sn = getenv("LISTEN_FDS");
+	if (spid != NULL && sn != NULL &&
+	    parse_uint(spid, 1, UINT32_MAX, &pid) == 0 &&
+	    (pid_t)pid == getpid()) {
+		if (parse_uint(sn, 1, 64, &n) == -1) {
+			snprintf(err, errlen, "LISTEN_FDS=%s: expected a "
+			    "count from 1", sn);
+			rc = -1;
+		} else if (listener_check_fd(3, err, errlen) == -1)
+			rc = -1;
+		else {
+			*fd = 3;
+			if (fcntl(3, F_SETFD, FD_CLOEXEC) == -1)
+				log_warn("fcntl FD_CLOEXEC on fd 3");
+			/* One socket is used; close any others systemd sent. */
+			for (i = 1; i < n; i++) {
+				log_warnx("LISTEN_FDS: ignoring extra fd %llu",
+				    3 + i);
+				close((int)(3 + i));
+			}
+		}
+	}
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return rc;
 }

@@ -33,5 +33,19 @@ struct listener	*listener_new(struct event_base *, struct queue *,
 /* Close every session, stop listening, unlink the socket we created. */
 void		 listener_free(struct listener *);
 size_t		 listener_nsessions(const struct listener *);
+/*
+ * Config reload: new sessions get these limits and server parameters
+ * (path, mode and fd are not changed; open sessions keep theirs).
+ */
+void		 listener_set_params(struct listener *,
+		    const struct listener_params *);
+/*
+ * Socket activation (sd_listen_fds(3) without libsystemd): when
+ * $LISTEN_PID is this process and $LISTEN_FDS is at least 1, *fd is the
+ * inherited listening Unix stream socket (fd 3), made close-on-exec;
+ * otherwise *fd is -1.  LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES are
+ * always unset.  -1 with a message in err when the fd is not usable.
+ */
+int		 listener_fd_from_env(int *fd, char *err, size_t errlen);
 
 #endif /* RELAYQ_LISTENER_H */

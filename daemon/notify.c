@@ -1,6 +1,8 @@
 /*
  * notify.c: sd_notify as a datagram, including the '@' abstract
- * namespace.  Nothing happens when $NOTIFY_SOCKET is unset.
+ * namespace.  Nothing happens when $NOTIFY_SOCKET is unset.  libsystemd
+ * is not used: the protocol is one sendto(), and relayqd stays free of a
+ * dependency that the service's whole use of it would not justify.
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -8,12 +10,14 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "notify.h"
+#include "util.h"
 
 /* Format one notification and send it. */
 int
@@ -54,4 +58,30 @@ notify_send(const char *fmt, ...)
 	close(fd);
 	errno = saved_errno;
 	return rc;
+}
+
+/* Whether notifications go anywhere. */
+bool
+notify_enabled(void)
+{
+	const char	*path = getenv("NOTIFY_SOCKET");
+
+	return path != NULL && *path != '\0';
+}
+
+/* WATCHDOG_USEC, for this pid only. */
+unsigned long long
+notify_watchdog_usec(void)
+{
+	unsigned long long	 usec, pid;
+	const char		*s;
+
+	if ((s = getenv("WATCHDOG_PID")) != NULL &&
+	    (parse_uint(s, 1, UINT32_MAX, &pid) == -1 ||
+	    (pid_t)pid != getpid()))
+		return 0;
+	if ((s = getenv("WATCHDOG_USEC")) == NULL ||
+	    parse_uint(s, 1, UINT64_MAX, &usec) == -1)
+		return 0;
+	return usec;
 }

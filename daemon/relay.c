@@ -20,6 +20,10 @@
  * relay never pipelines; after STARTTLS's 220 that is plaintext injection
  * and nothing of it is ever acted on.
  *
+ * In check-only mode (relayqd --check-relay) the session ends after a
+ * successful AUTH with QUIT and RELAY_OK; a transcript callback then
+ * shows the dialogue, AUTH data masked.
+ *
  * relay_finish() is the one teardown: it reports the result through the
  * done callback and frees the session.  Failures after a server reply go
  * through RELAY_QUIT first, so the server sees a polite QUIT.
@@ -120,6 +124,10 @@ struct relay {
 	char			*helo;
 	enum relay_tls_mode	 tls;
 	int			 timeout;	/* 0: per-state defaults */
+	bool			 check_only;	/* stop after AUTH */
+	void			(*transcript)(void *, const char *,
+				    const char *);
+	void			*transcript_arg;
 
 	const char		*id;
 	const char		*sender;
@@ -157,6 +165,8 @@ static void	relay_fail(struct relay *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	relay_send(struct relay *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
+static void	relay_show(struct relay *, const char *, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
 static void	relay_read_cb(struct bufferevent *, void *);
 static void	relay_write_cb(struct bufferevent *, void *);
 static void	relay_event_cb(struct bufferevent *, short, void *);
@@ -169,6 +179,8 @@ relay_free(struct relay *r)
 		bufferevent_free(r->bev);
 	if (r->msgfd != -1)
 		close(r->msgfd);
+	if (r->ssl_ctx != NULL)
+		SSL_CTX_free(r->ssl_ctx);
 	secure_zero(&r->cred, sizeof(r->cred));
 	free(r->host);
 	free(r->port);
@@ -236,6 +248,21 @@ relay_set_timeouts(struct relay *r)
 		bufferevent_set_timeouts(r->bev, &tv, &tv);
 }
 
+/* Show one line of the dialogue to the transcript callback, if any. */
+static void
+relay_show(struct relay *r, const char *dir, const char *fmt, ...)
+{
+	char	 line[SMTP_REPLY_LINE_MAX + 64];
+	va_list	 ap;
+
+	if (r->transcript == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	r->transcript(r->transcript_arg, dir, line);
+}
+
 /* Send one command line; r->cmd keeps it for failure reasons. */
 static void
 relay_send(struct relay *r, const char *fmt, ...)
@@ -246,6 +273,7 @@ relay_send(struct relay *r, const char *fmt, ...)
 	vsnprintf(r->cmd, sizeof(r->cmd) - 2, fmt, ap);
 	va_end(ap);
 	log_debug("%s relay C: %s", r->id, r->cmd);
+	relay_show(r, "C", "%s", r->cmd);
 	bufferevent_write(r->bev, r->cmd, strlen(r->cmd));
 	bufferevent_write(r->bev, "\r\n", 2);
 }
@@ -293,6 +321,7 @@ relay_send_secret(struct relay *r, const char *shown, const char *prefix,
 	len += 2;
 	str_copy(r->cmd, shown, sizeof(r->cmd));
 	log_debug("%s relay C: %s ********", r->id, shown);
+	relay_show(r, "C", "%s ********", shown);
 	out = bufferevent_get_output(r->bev);
 	if (evbuffer_add_reference(out, line, len, relay_secret_cleanup,
 	    line) == -1) {
@@ -334,6 +363,7 @@ static void
 relay_connected(struct relay *r)
 {
 	log_debug("%s relay connected to %s:%s", r->id, r->host, r->port);
+	relay_show(r, "*", "connected to %s:%s", r->host, r->port);
 	if (r->tls == RELAY_TLS_IMPLICIT)
 		relay_enter(r, RELAY_TLS);
 	else
@@ -418,6 +448,8 @@ relay_tls_done(struct relay *r)
 	r->tls_ok = true;
 	log_debug("%s relay tls=%s cipher=%s", r->id, SSL_get_version(ssl),
 	    SSL_get_cipher_name(ssl));
+	relay_show(r, "*", "%s %s, certificate verified for %s",
+	    SSL_get_version(ssl), SSL_get_cipher_name(ssl), r->host);
 	/* RFC 3207 4.2: forget everything learnt before TLS. */
 	memset(&r->ehlo, 0, sizeof(r->ehlo));
 	if (r->tls == RELAY_TLS_IMPLICIT)
@@ -694,6 +726,20 @@ relay_eom_response(struct relay *r)
 	relay_quit(r, RELAY_OK, one);
 }
 
+/* Authenticated: go on to MAIL, or end there when only checking. */
+static void
+relay_auth_response(struct relay *r)
+{
+	char	 one[SMTP_REPLY_MAX + 8];
+
+	if (!r->check_only) {
+		relay_enter(r, RELAY_MAIL);
+		return;
+	}
+	smtp_reply_oneline(&r->reply, one, sizeof(one));
+	relay_quit(r, RELAY_OK, one);
+}
+
 /* A whole reply arrived in r->reply: judge it and choose what follows. */
 static void
 relay_response(struct relay *r)
@@ -727,7 +773,7 @@ relay_response(struct relay *r)
 		break;
 	case RELAY_AUTH_PLAIN:
 	case RELAY_AUTH_LOGIN_PASS:
-		relay_enter(r, RELAY_MAIL);
+		relay_auth_response(r);
 		break;
 	case RELAY_MAIL:
 		r->rcptidx = 0;
@@ -771,6 +817,7 @@ relay_read_line(struct relay *r, struct evbuffer *in, size_t len)
 		relay_fail(r, "%s: malformed reply (bare LF)", r->cmd);
 		return false;
 	}
+	relay_show(r, "S", "%.*s", (int)(len - 1), r->line);
 	switch (smtp_reply_feed(&r->reply, r->line, len - 1)) {
 	case SMTP_REPLY_MORE:
 		return true;
@@ -946,12 +993,17 @@ relay_new(const struct relay_params *p, struct relay_job *job,
 	secure_zero(&job->cred, sizeof(job->cred));
 	r->base = p->base;
 	r->dns = p->dns;
-	r->ssl_ctx = p->ssl_ctx;
+	/* A reference of its own: a reload may replace the caller's. */
+	if ((r->ssl_ctx = p->ssl_ctx) != NULL)
+		SSL_CTX_up_ref(r->ssl_ctx);
 	r->host = xstrdup(p->host);
 	r->port = xstrdup(p->port);
 	r->helo = xstrdup(p->helo);
 	r->tls = p->tls;
 	r->timeout = p->timeout;
+	r->check_only = p->check_only;
+	r->transcript = p->transcript;
+	r->transcript_arg = p->transcript_arg;
 	r->id = job->id;
 	r->sender = job->sender;
 	r->rcpt = job->rcpt;
@@ -972,7 +1024,8 @@ relay_start(const struct relay_params *p, struct relay_job *job,
 
 	r = relay_new(p, job, done, arg);
 	log_info("%s attempt relay=%s:%s", r->id, r->host, r->port);
-	if (r->msgfd == -1 || r->nrcpt == 0 || r->ssl_ctx == NULL) {
+	if ((!r->check_only && (r->msgfd == -1 || r->nrcpt == 0)) ||
+	    r->ssl_ctx == NULL) {
 		log_warnx("%s relay: nothing to send or no TLS context",
 		    r->id);
 		if (p->fd != -1)

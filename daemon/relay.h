@@ -6,6 +6,7 @@
 #ifndef RELAYQ_RELAY_H
 #define RELAYQ_RELAY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <openssl/ssl.h>
@@ -38,6 +39,18 @@ struct relay_params {
 	int			 timeout; /* seconds; per reply, 0: RFC 5321 defaults */
 	int			 fd;	/* -1: connect to host:port; >= 0: an
 					   already connected socket (tests) */
+	/*
+	 * relayqd --check-relay: stop after AUTH (RELAY_OK on 235) and
+	 * QUIT; the job needs no message and no recipients.
+	 */
+	bool			 check_only;
+	/*
+	 * Unless NULL, shown each line sent ("C", secrets masked), each
+	 * reply line ("S") and each TLS step ("*").
+	 */
+	void			(*transcript)(void *arg, const char *dir,
+				    const char *line);
+	void			*transcript_arg;
 };
 
 struct relay_job {
