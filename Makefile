@@ -72,6 +72,7 @@ UNIT_SRCS	= $(filter-out tests/check_unit.c tests/check_integration.c, \
 UNIT_MAIN	= tests/check_unit.c
 IT_SRCS		= tests/check_integration.c tests/harness.c
 IT_SRCS		+= tests/it_hostile.c
+IT_SRCS		+= tests/it_durability.c
 STANDIN_SRCS	= tests/standin/standin.c
 BENCH_SRCS	= tests/bench.c tests/bench_load.c tests/bench_sys.c \
 		  tests/harness.c

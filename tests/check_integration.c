@@ -927,6 +927,10 @@ it_tcase(const char *name, int timeout)
 Suite	*hostile_suite(void);		/* it_hostile.c */
 Suite	*tls_downgrade_suite(void);	/* it_hostile.c */
 Suite	*secrets_suite(void);		/* it_hostile.c */
+Suite	*crash_suite(void);		/* it_durability.c */
+Suite	*disk_full_suite(void);		/* it_durability.c */
+Suite	*shutdown_suite(void);		/* it_durability.c */
+Suite	*queue_files_suite(void);	/* it_durability.c */
 
 /* One suite per scenario, so CK_RUN_SUITE selects each. */
 int
@@ -999,6 +1003,10 @@ main(void)
 	srunner_add_suite(sr, hostile_suite());
 	srunner_add_suite(sr, tls_downgrade_suite());
 	srunner_add_suite(sr, secrets_suite());
+	srunner_add_suite(sr, crash_suite());
+	srunner_add_suite(sr, disk_full_suite());
+	srunner_add_suite(sr, shutdown_suite());
+	srunner_add_suite(sr, queue_files_suite());
 
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
