@@ -135,7 +135,7 @@ static const struct bench_figure_desc bench_figures[F_COUNT] = {
 	[F_IDLE_RATIO] = { "idle_ratio",
 	    "idle latency relayqd / direct", "", 1, 2 },
 	[F_CPU_PER_1000] = { "cpu_s_per_1000",
-	    "daemon CPU per 1000 relayed (user+sys)", "s", 1, 2 },
+	    "daemon CPU per 1000, intake+relay (u+s)", "s", 1, 2 },
 	[F_STANDIN_CPU_PER_1000] = { "standin_cpu_s_per_1000",
 	    "stand-in CPU per 1000 received", "s", 1, 2 },
 	[F_RSS_IDLE] = { "rss_idle_mb",
@@ -615,6 +615,10 @@ bench_burst(struct bench *b)
 		return -1;
 	got = bench_arrivals_wait_range(&b->arr, in.first, in.n,
 	    b->o.timeout);
+	if (bench_interrupted) {
+		free(in.subs);
+		return -1;
+	}
 	b->r[F_CPU_PER_1000] = (bench_proc_cpu(dpid) - cpu0) / (double)got *
 	    1000;
 	b->r[F_STANDIN_CPU_PER_1000] = (bench_proc_cpu(b->standin->pid) -
@@ -728,6 +732,25 @@ bench_queued(struct bench *b)
 	b->r[F_RSS_QUEUED_DRAIN] = (double)bench_proc_kb(b->daemon->pid,
 	    "VmHWM");
 	return bench_stop_daemon(b);
+}
+
+/* After a failure: the end of each process's log on stderr. */
+static void
+bench_dump_logs(const struct bench *b)
+{
+	const struct harness_proc	*p;
+	size_t				 i, len;
+	char				*text;
+
+	for (i = 0; i < b->h.nprocs; i++) {
+		p = &b->h.procs[i];
+		if ((text = harness_read_file(p->log, &len)) == NULL)
+			continue;
+		fprintf(stderr, "---- %s (pid %ld), the end of its log:\n%s\n",
+		    p->name, (long)p->pid, len > 2000 ? text + len - 2000 :
+		    text);
+		free(text);
+	}
 }
 
 /* ---- Report ---- */
@@ -862,12 +885,15 @@ main(int argc, char **argv)
 	}
 	bench_self = &b;
 	rc = bench_run(&b);
-	if (rc == -1)
-		fprintf(stderr, "bench: stopped during '%s'%s; the logs were "
-		    "in %s\n", b.phase, bench_interrupted ? " (interrupted)" :
-		    "", b.h.dir);
 	if (b.watching)
 		bench_arrivals_stop(&b.arr);
+	if (rc == -1) {
+		fprintf(stderr, "bench: stopped during '%s'%s\n", b.phase,
+		    bench_interrupted ? " (interrupted)" : "");
+		for (i = 0; i < b.h.nprocs; i++)
+			harness_stop(&b.h.procs[i], SIGTERM, 5.0);
+		bench_dump_logs(&b);
+	}
 	harness_fini(&b.h);
 	bench_self = NULL;
 	bench_msg_free(&b.msg);
