@@ -64,6 +64,7 @@ DAEMON_MAIN	= daemon/relayqd.c
 
 CLIENT_SRCS	+= client/message.c
 CLIENT_SRCS	+= client/submit.c
+CLIENT_SRCS	+= client/queue_admin.c
 CLIENT_MAIN	= client/relayq.c
 CLIENT_GEN	= $(BUILD)/gen/image_png.c
 

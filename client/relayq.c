@@ -2,7 +2,8 @@
  * relayq.c: the client's main.  It checks the arguments, takes the
  * password (from argv, wiped there at once, or from standard input),
  * builds the test message, connects to relayqd's socket and runs the
- * submission.  Exit codes follow sysexits(3).
+ * submission.  --list, --json, --delete and --flush look after the queue
+ * instead (queue_admin.c).  Exit codes follow sysexits(3).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,6 +17,7 @@
 
 #include "mailaddr.h"
 #include "message.h"
+#include "queue_admin.h"
 #include "sasl.h"
 #include "submit.h"
 #include "util.h"
@@ -26,9 +28,22 @@
 
 static const struct option relayq_longopts[] = {
 	{ "socket",	required_argument,	NULL,	's' },
+	{ "list",	no_argument,		NULL,	'q' },
+	{ "json",	no_argument,		NULL,	'j' },
+	{ "queue-dir",	required_argument,	NULL,	'd' },
+	{ "flush",	no_argument,		NULL,	'F' },
+	{ "delete",	required_argument,	NULL,	'D' },
 	{ "help",	no_argument,		NULL,	'h' },
 	{ "version",	no_argument,		NULL,	'V' },
 	{ NULL,		0,			NULL,	0 }
+};
+
+/* What the command line asks for. */
+enum relayq_mode {
+	RELAYQ_SUBMIT,
+	RELAYQ_LIST,
+	RELAYQ_FLUSH,
+	RELAYQ_DELETE
 };
 
 /* Print the synopsis to fp. */
@@ -37,11 +52,16 @@ relayq_usage(FILE *fp)
 {
 	(void)fprintf(fp,
 	    "usage: relayq [--socket PATH] SENDER PASSWORD RECIPIENT\n"
+	    "       relayq -q | --list [--json] [--queue-dir DIR]\n"
+	    "       relayq --delete ID [--queue-dir DIR]\n"
+	    "       relayq --flush [--socket PATH]\n"
 	    "       relayq -h | --help | --version\n"
 	    "Submit a test message (text and a PNG image) to relayqd.\n"
 	    "PASSWORD - reads the password from standard input.\n"
-	    "The socket is --socket, else $RELAYQ_SOCKET, else %s.\n",
-	    SUBMIT_SOCKET_DEFAULT);
+	    "The socket is --socket, else $RELAYQ_SOCKET, else %s's\n"
+	    "socket, else %s; the queue is --queue-dir, else that file's\n"
+	    "queue-dir, else %s.\n", QUEUE_ADMIN_CONFIG,
+	    SUBMIT_SOCKET_DEFAULT, QUEUE_ADMIN_DIR_DEFAULT);
 }
 
 /* Turn terminal echo off (on == 0) or back on; 0 if stdin is a tty. */
@@ -208,22 +228,73 @@ relayq_submit(const char *path, const char *sender, const char *rcpt,
 	return submit_exit_status(result);
 }
 
-/* Parse the command line and run one submission. */
+/* Set the mode once; a second, different one is a usage error. */
+static int
+relayq_set_mode(enum relayq_mode *mode, enum relayq_mode m)
+{
+	if (*mode != RELAYQ_SUBMIT && *mode != m)
+		return -1;
+	*mode = m;
+	return 0;
+}
+
+/* Run a queue tool: --list, --flush or --delete. */
+static int
+relayq_admin(enum relayq_mode mode, const char *qdir, const char *path,
+    const char *id, bool json)
+{
+	switch (mode) {
+	case RELAYQ_LIST:
+		return queue_admin_list(qdir, json, stdout);
+	case RELAYQ_FLUSH:
+		return queue_admin_flush(path, stdout);
+	case RELAYQ_DELETE:
+		return queue_admin_delete(qdir, id, stdout);
+	case RELAYQ_SUBMIT:
+		break;
+	}
+	return EX_SOFTWARE;
+}
+
+/* Parse the command line and run one submission or queue tool. */
 int
 main(int argc, char *argv[])
 {
 	struct sasl_cred	 cred;
-	const char		*path;
+	enum relayq_mode	 mode = RELAYQ_SUBMIT;
+	const char		*path = NULL, *qdir = NULL, *id = NULL;
+	const char		*env;
+	char			 confdir[4096], confsock[4096];
+	bool			 json = false;
 	int			 ch, status;
 
-	if ((path = getenv("RELAYQ_SOCKET")) == NULL || path[0] == '\0')
-		path = SUBMIT_SOCKET_DEFAULT;
+	str_copy(confdir, QUEUE_ADMIN_DIR_DEFAULT, sizeof(confdir));
+	str_copy(confsock, SUBMIT_SOCKET_DEFAULT, sizeof(confsock));
 	/* "+": options end at the first operand; a password may start with '-'. */
-	while ((ch = getopt_long(argc, argv, "+h", relayq_longopts,
+	while ((ch = getopt_long(argc, argv, "+hq", relayq_longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			path = optarg;
+			break;
+		case 'q':
+			if (relayq_set_mode(&mode, RELAYQ_LIST) == -1)
+				goto usage;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'd':
+			qdir = optarg;
+			break;
+		case 'F':
+			if (relayq_set_mode(&mode, RELAYQ_FLUSH) == -1)
+				goto usage;
+			break;
+		case 'D':
+			if (relayq_set_mode(&mode, RELAYQ_DELETE) == -1)
+				goto usage;
+			id = optarg;
 			break;
 		case 'h':
 			relayq_usage(stdout);
@@ -232,14 +303,26 @@ main(int argc, char *argv[])
 			(void)printf("relayq %s\n", RELAYQ_VERSION);
 			return EX_OK;
 		default:
-			relayq_usage(stderr);
-			return EX_USAGE;
+			goto usage;
 		}
 	}
-	if (argc - optind != 3) {
-		relayq_usage(stderr);
-		return EX_USAGE;
-	}
+	if (json && mode == RELAYQ_SUBMIT)
+		mode = RELAYQ_LIST;
+	if ((json && mode != RELAYQ_LIST) ||
+	    argc - optind != (mode == RELAYQ_SUBMIT ? 3 : 0))
+		goto usage;
+	if (path == NULL && (env = getenv("RELAYQ_SOCKET")) != NULL &&
+	    env[0] != '\0')
+		path = env;
+	if (path == NULL || qdir == NULL)
+		queue_admin_defaults(QUEUE_ADMIN_CONFIG, confdir,
+		    sizeof(confdir), confsock, sizeof(confsock));
+	if (path == NULL)
+		path = confsock;
+	if (qdir == NULL)
+		qdir = confdir;
+	if (mode != RELAYQ_SUBMIT)
+		return relayq_admin(mode, qdir, path, id, json);
 
 	memset(&cred, 0, sizeof(cred));
 	if (relayq_check_addresses(argv[optind], argv[optind + 2]) == -1 ||
@@ -250,4 +333,7 @@ main(int argc, char *argv[])
 		    &cred);
 	sasl_cred_clear(&cred);
 	return status;
+usage:
+	relayq_usage(stderr);
+	return EX_USAGE;
 }
