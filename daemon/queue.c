@@ -864,7 +864,8 @@ queue_quarantine(struct queue *q, const char *name, const char *reason)
 				log_warn("queue: writing %s/REASON", name);
 			free(text);
 			if (queue_drop_cred(fd) == -1)
-				log_warn("queue: removing %s/credentials", name);
+				log_warn("queue: removing %s/credentials",
+				    name);
 			close(fd);
 		}
 	}

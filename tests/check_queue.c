@@ -695,7 +695,8 @@ START_TEST(test_queue_check)
 	}
 	snprintf(path, sizeof(path), "%s/envelope.tmp", id);
 	ck_assert_int_eq(access(qpath("queue", path), F_OK), -1);
-	ck_assert(queue_exists(q, id) == (check_cases[_i].damage != CHECK_GONE));
+	ck_assert(queue_exists(q, id) ==
+	    (check_cases[_i].damage != CHECK_GONE));
 	queue_close(q);
 }
 END_TEST

@@ -505,7 +505,9 @@ static int
 dur_kill_point(int run)
 {
 	static const int	 base[] = { 10, 80, 150 };
-	unsigned		 seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	unsigned		 seed;
+
+	seed = (unsigned)time(NULL) ^ (unsigned)getpid();
 
 	/* Early, middle and late in the 200, at a random spot in each. */
 	return base[run % (int)nitems(base)] + (int)(rand_r(&seed) % 40);
@@ -1006,6 +1008,37 @@ START_TEST(test_sigterm_in_flight)
 }
 END_TEST
 
+/*
+ * The fault points exist in build/tests/relayqd-fault only: the
+ * production binary holds none of their strings.
+ */
+START_TEST(test_faults_only_in_test_build)
+{
+	static const char *const needles[] = {
+		"RELAYQ_FAULT", "fault injected", "after-remote-250",
+		"during-envelope-update"
+	};
+	char	 path[PATH_MAX], *bin;
+	size_t	 len, i;
+
+	dur_fmt(path, sizeof(path), "%s/relayqd", dur.build);
+	bin = harness_read_file(path, &len);
+	dur_assert(bin != NULL && len > 10000, "%s: %s", path,
+	    strerror(errno));
+	for (i = 0; i < nitems(needles); i++)
+		dur_assert(harness_memcount(bin, len, needles[i]) == 0,
+		    "%s contains \"%s\"", path, needles[i]);
+	free(bin);
+	dur_fmt(path, sizeof(path), "%s/tests/relayqd-fault", dur.build);
+	bin = harness_read_file(path, &len);
+	dur_assert(bin != NULL, "%s: %s", path, strerror(errno));
+	for (i = 0; i < nitems(needles); i++)
+		dur_assert(harness_memcount(bin, len, needles[i]) >= 1,
+		    "%s lacks \"%s\"", path, needles[i]);
+	free(bin);
+}
+END_TEST
+
 /* ---- the queue's files ---- */
 
 /* Write text into <queue-dir>/queue/<id>/<file> (append or replace). */
@@ -1314,6 +1347,7 @@ crash_suite(void)
 	tcase_add_test(tc, test_crash_during_envelope_update);
 	tcase_add_test(tc, test_crash_before_commit_rename);
 	tcase_add_test(tc, test_crash_in_data);
+	tcase_add_test(tc, test_faults_only_in_test_build);
 	suite_add_tcase(s, tc);
 	return s;
 }
@@ -1323,7 +1357,6 @@ Suite *
 disk_full_suite(void)
 {
 	Suite	*s = suite_create("disk_full");
-
 	TCase	*tc = dur_tcase("tmpfs", DUR_TIMEOUT);
 
 	tcase_add_test(tc, test_disk_full);
