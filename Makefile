@@ -207,6 +207,8 @@ check: deps
 	    $(BUILD)/tests/standin $(BUILD)/tests/relayqd-fault certs
 	$(BUILD)/tests/unit
 	RELAYQ_SRC=$(CURDIR) RELAYQ_BUILD=$(BUILD) $(BUILD)/tests/integration
+	sh systemd/check-units.sh $(BUILD)
+	sh tests/install_check.sh "$(MAKE)" $(BUILD)
 
 unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
@@ -283,6 +285,8 @@ install: all
 	install -m 0644 daemon/relayqd.8 $(DESTDIR)$(MANDIR)/man8/relayqd.8
 	sed 's|/usr/local/sbin|$(SBINDIR)|' systemd/relayqd.service > \
 	    $(DESTDIR)$(UNITDIR)/relayqd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/relayqd.service
+	install -m 0644 systemd/relayqd.socket $(DESTDIR)$(UNITDIR)/relayqd.socket
 	install -m 0644 systemd/relayqd.sysusers \
 	    $(DESTDIR)$(PREFIX)/lib/sysusers.d/relayqd.conf
 	install -m 0644 systemd/relayqd.tmpfiles \
@@ -298,6 +302,7 @@ uninstall:
 	    $(DESTDIR)$(MANDIR)/man5/relayqd.conf.5 \
 	    $(DESTDIR)$(MANDIR)/man8/relayqd.8 \
 	    $(DESTDIR)$(UNITDIR)/relayqd.service \
+	    $(DESTDIR)$(UNITDIR)/relayqd.socket \
 	    $(DESTDIR)$(PREFIX)/lib/sysusers.d/relayqd.conf \
 	    $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/relayqd.conf
 
