@@ -702,6 +702,12 @@ bench_queued(struct bench *b)
 	if (b->o.queued == 0)
 		return 0;
 	bench_step(b, "queued start-up");
+	/* Arrival is logged before relayqd removes the entry: let it. */
+	bench_path(msgfile, sizeof(msgfile), "%s/queue", b->h.queue);
+	if (harness_wait_count(msgfile, "", 0, BENCH_SLOT_WAIT) == -1) {
+		fprintf(stderr, "bench: %s did not empty\n", msgfile);
+		return -1;
+	}
 	if (bench_stop_daemon(b) == -1)
 		return -1;
 	bench_path(msgfile, sizeof(msgfile), "%s/bench.eml", b->h.dir);
