@@ -74,6 +74,7 @@ UNIT_MAIN	= tests/check_unit.c
 IT_SRCS		= tests/check_integration.c tests/harness.c
 IT_SRCS		+= tests/it_hostile.c
 IT_SRCS		+= tests/it_durability.c
+IT_SRCS		+= tests/it_service.c
 STANDIN_SRCS	= tests/standin/standin.c
 BENCH_SRCS	= tests/bench.c tests/bench_load.c tests/bench_sys.c \
 		  tests/harness.c

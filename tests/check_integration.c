@@ -931,6 +931,7 @@ Suite	*crash_suite(void);		/* it_durability.c */
 Suite	*disk_full_suite(void);		/* it_durability.c */
 Suite	*shutdown_suite(void);		/* it_durability.c */
 Suite	*queue_files_suite(void);	/* it_durability.c */
+Suite	*service_suite(void);		/* it_service.c */
 
 /* One suite per scenario, so CK_RUN_SUITE selects each. */
 int
@@ -1007,6 +1008,7 @@ main(void)
 	srunner_add_suite(sr, disk_full_suite());
 	srunner_add_suite(sr, shutdown_suite());
 	srunner_add_suite(sr, queue_files_suite());
+	srunner_add_suite(sr, service_suite());
 
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1006,4 +1007,103 @@ harness_free_port(void)
 		port = ntohs(sin.sin_port);
 	close(fd);
 	return port;
+}
+
+/*
+ * The child side of harness_spawn_with: stdin from in, stdout and
+ * stderr to logfd, the listening socket as fd 3, the environment, the
+ * uid.  Never returns.
+ */
+static void
+harness_child_with(const char *in, int logfd,
+    const struct harness_spawn_opts *o, char *const argv[])
+{
+	char	 pid[32];
+	size_t	 i;
+	int	 infd;
+
+	if ((infd = open(in, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    dup2(infd, 0) == -1 || dup2(logfd, 1) == -1 ||
+	    dup2(logfd, 2) == -1)
+		_exit(127);
+	unsetenv("JOURNAL_STREAM");
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDNAMES");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	if (o->listen_fd >= 0) {
+		/* dup2 clears FD_CLOEXEC on the new fd: it survives exec. */
+		if (dup2(o->listen_fd, 3) == -1)
+			_exit(127);
+		close_range(4, ~0U, 0);
+		snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+		if (setenv("LISTEN_FDS", "1", 1) == -1 ||
+		    setenv("LISTEN_PID", pid, 1) == -1)
+			_exit(127);
+	} else
+		close_range(3, ~0U, 0);
+	for (i = 0; o->env != NULL && o->env[i] != NULL; i++)
+		if (putenv((char *)(uintptr_t)o->env[i]) != 0)
+			_exit(127);
+	if (o->uid != 0 && geteuid() == 0 &&
+	    (setgroups(0, NULL) == -1 || setgid((gid_t)o->uid) == -1 ||
+	    setuid(o->uid) == -1))
+		_exit(127);
+	signal(SIGPIPE, SIG_DFL);
+	execv(argv[0], argv);
+	dprintf(2, "harness: exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+/* harness_spawn_input with a listening socket, environment and uid. */
+struct harness_proc *
+harness_spawn_with(struct harness *h, const char *name, char *const argv[],
+    const struct harness_spawn_opts *o)
+{
+	static const struct harness_spawn_opts none = { NULL, -1, NULL, 0 };
+	struct harness_proc	*p;
+	char			 in[PATH_MAX];
+	pid_t			 parent = getpid(), pid;
+	int			 fd, infd;
+
+	if (o == NULL)
+		o = &none;
+	if (h->nprocs >= HARNESS_PROCS_MAX)
+		return NULL;
+	p = &h->procs[h->nprocs];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	if (harness_path(p->log, sizeof(p->log), "%s/%s-%zu.log", h->dir,
+	    p->name, h->nprocs) == -1 ||
+	    harness_path(in, sizeof(in), "%s/%s-%zu.in", h->dir, p->name,
+	    h->nprocs) == -1)
+		return NULL;
+	if (o->input == NULL)
+		snprintf(in, sizeof(in), "/dev/null");
+	else if ((infd = open(in, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1 || write_all(infd, o->input, strlen(o->input)) == -1 ||
+	    close(infd) == -1)
+		return NULL;
+	if ((fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+	    0600)) == -1)
+		return NULL;
+	if ((pid = fork()) == -1) {
+		close(fd);
+		return NULL;
+	}
+	if (pid == 0) {
+		setpgid(0, 0);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
+		    getppid() != parent)
+			_exit(127);
+		harness_child_with(in, fd, o, argv);
+	}
+	setpgid(pid, pid);
+	close(fd);
+	p->pid = pid;
+	p->state = HARNESS_PROC_RUNNING;
+	h->nprocs++;
+	return p;
 }

@@ -199,4 +199,25 @@ int	harness_client(struct harness *, const char *sender,
 /* An unused ephemeral TCP port on 127.0.0.1 (bound, then closed). */
 int	harness_free_port(void);
 
+/* What harness_spawn_with sets up in the child besides the usual. */
+struct harness_spawn_opts {
+	const char		*input;		/* stdin text, or NULL */
+	/*
+	 * >= 0: becomes the child's fd 3 with LISTEN_FDS=1 and LISTEN_PID
+	 * set to the child's own pid, as systemd's socket activation does.
+	 */
+	int			 listen_fd;
+	const char *const	*env;		/* "NAME=value", NULL-terminated */
+	uid_t			 uid;		/* when root: run as this uid (and
+						   gid); 0 leaves it */
+};
+
+/*
+ * harness_spawn_input with the options above (o may be NULL).  The
+ * child's environment is the test's, without JOURNAL_STREAM,
+ * NOTIFY_SOCKET, LISTEN_* and WATCHDOG_*, plus o->env.
+ */
+struct harness_proc *harness_spawn_with(struct harness *, const char *name,
+	    char *const argv[], const struct harness_spawn_opts *o);
+
 #endif /* RELAYQ_HARNESS_H */
