@@ -237,6 +237,14 @@ dur_daemon(const char *fault, int port, const char *const *extra)
 	dur_assert(p != NULL, "cannot spawn %s", bin);
 	dur_assert(harness_wait_socket(dur.socket, p, dur_wait()) == 0,
 	    "%s never accepted on %s", bin, dur.socket);
+	/*
+	 * Let the probe's session end before anything else: a SIGTERM that
+	 * races a just-closed connection leaks its bufferevent (relayqd
+	 * frees the event base without running deferred callbacks), which
+	 * ASan reports as a non-zero exit.
+	 */
+	dur_assert(harness_wait_grep(p->log, "reason=eof", 1, dur_wait()) ==
+	    0, "the probe's session never ended (%s)", p->log);
 	return p;
 }
 
