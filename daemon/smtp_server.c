@@ -261,19 +261,16 @@ smtp_server_uid(const struct smtp_server *s)
 	return s->uid;
 }
 
-/* The one teardown: log, abort the tx, free, then tell the owner. */
+/* The one teardown: log, tell the owner while s is valid, then free. */
 static void
 smtp_server_close(struct smtp_server *s, const char *reason)
 {
-	struct smtp_server_cb	 cb = s->cb;
-	void			*arg = s->arg;
-
 	log_debug("disconnected uid=%u pid=%ld state=%s reason=%s",
 	    (unsigned)s->uid, (long)s->pid, smtp_server_state_name(s->state),
 	    reason);
+	if (s->cb.closed != NULL)
+		s->cb.closed(s->arg, s);
 	smtp_server_free(s);
-	if (cb.closed != NULL)
-		cb.closed(arg, s);
 }
 
 /* Queue one reply line (CRLF added). */

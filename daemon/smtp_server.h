@@ -27,7 +27,11 @@ struct smtp_server_cb {
 	void	(*queued)(void *arg, const char *id);
 	/* ETRN: retry the queue now. */
 	void	(*flush)(void *arg);
-	/* The session is gone (already freed); drop any reference to it. */
+	/*
+	 * The session is closing: it is still valid during the call and is
+	 * freed when the callback returns.  Drop any reference to it; do not
+	 * free it.
+	 */
 	void	(*closed)(void *arg, struct smtp_server *);
 };
 

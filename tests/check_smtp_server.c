@@ -69,7 +69,9 @@ static struct {
 	struct queue		*q;
 	struct smtp_server	*s;
 	int			 fd;		/* the client end */
+	uid_t			 uid;		/* the session's peer uid */
 	bool			 closed;
+	int			 closed_tmp;	/* tmp/ entries during closed */
 	int			 nqueued;
 	char			 queued_id[ENVELOPE_ID_MAX];
 	int			 nflush;
@@ -96,6 +98,7 @@ setup(void)
 
 	memset(&h, 0, sizeof(h));
 	h.fd = -1;
+	h.uid = getuid();
 	strcpy(h.tmpdir, "/tmp/relayq-check-smtps-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(h.tmpdir));
 	snprintf(h.qdir, sizeof(h.qdir), "%s/q", h.tmpdir);
@@ -137,13 +140,39 @@ cb_flush(void *arg)
 	h.nflush++;
 }
 
-/* Callback: the session tore itself down. */
+/* Number of entries in <qdir>/<sub>. */
+static int
+count_entries(const char *sub)
+{
+	char		 path[256];
+	DIR		*d;
+	struct dirent	*de;
+	int		 n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", h.qdir, sub);
+	d = opendir(path);
+	ck_assert_msg(d != NULL, "opendir %s: %s", path, strerror(errno));
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] != '.')
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * Callback: the session is tearing itself down.  It must still be whole
+ * (readable; under ASan a freed one aborts the test), and its tx not yet
+ * aborted, which closed_tmp records.
+ */
 static void
 cb_closed(void *arg, struct smtp_server *s)
 {
 	ck_assert_ptr_eq(arg, &h);
 	ck_assert_ptr_eq(s, h.s);
 	ck_assert(!h.closed);
+	ck_assert_uint_eq(smtp_server_uid(s), h.uid);
+	h.closed_tmp = count_entries("tmp");
 	h.closed = true;
 	h.s = NULL;
 }
@@ -178,7 +207,7 @@ start_with(size_t max_size, size_t max_rcpt, int idle, int refuse)
 	p.max_rcpt = max_rcpt;
 	p.idle_timeout = idle;
 	h.fd = sv[1];
-	h.s = smtp_server_new(h.base, bev, h.q, &p, &callbacks, &h, getuid(),
+	h.s = smtp_server_new(h.base, bev, h.q, &p, &callbacks, &h, h.uid,
 	    getpid(), refuse);
 	ck_assert_ptr_nonnull(h.s);
 }
@@ -311,26 +340,6 @@ last_reply(void)
 	n = finals(got);
 	ck_assert_uint_gt(n, 0);
 	return got[n - 1];
-}
-
-/* Number of entries in <qdir>/<sub>. */
-static int
-count_entries(const char *sub)
-{
-	char		 path[256];
-	DIR		*d;
-	struct dirent	*de;
-	int		 n = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", h.qdir, sub);
-	d = opendir(path);
-	ck_assert_msg(d != NULL, "opendir %s: %s", path, strerror(errno));
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] != '.')
-			n++;
-	}
-	closedir(d);
-	return n;
 }
 
 /* The content of queue/<id>/message.eml (malloc'd, NUL-terminated). */
@@ -1119,6 +1128,28 @@ START_TEST(test_smtp_server_trickle_deadline)
 }
 END_TEST
 
+/*
+ * The closed callback runs before the session is freed: during it the
+ * session is readable and its tx (tmp/<ID>) not yet aborted; afterwards
+ * the tx is gone.
+ */
+START_TEST(test_smtp_server_closed_while_valid)
+{
+	h.uid = getuid() == 4242 ? 4243 : 4242;
+	start();
+	login();
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+	    "text\r\n");
+	ck_assert_int_eq(count_entries("tmp"), 1);
+	ck_assert_int_eq(shutdown(h.fd, SHUT_WR), 0);
+	pump();
+	ck_assert(h.closed);
+	ck_assert_int_eq(h.closed_tmp, 1);
+	ck_assert_int_eq(count_entries("tmp"), 0);
+	ck_assert_int_eq(count_entries("queue"), 0);
+}
+END_TEST
+
 /* smtp_server_free mid-DATA (daemon shutdown) aborts the tx. */
 START_TEST(test_smtp_server_free_aborts)
 {
@@ -1189,6 +1220,7 @@ smtp_server_suite(void)
 	tcase_add_test(tc, test_smtp_server_idle_timeout);
 	tcase_add_test(tc, test_smtp_server_trickle_deadline);
 	tcase_add_test(tc, test_smtp_server_free_aborts);
+	tcase_add_test(tc, test_smtp_server_closed_while_valid);
 	suite_add_tcase(s, tc);
 	return s;
 }
