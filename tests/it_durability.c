@@ -243,8 +243,8 @@ dur_daemon(const char *fault, int port, const char *const *extra)
 	 * frees the event base without running deferred callbacks), which
 	 * ASan reports as a non-zero exit.
 	 */
-	dur_assert(harness_wait_grep(p->log, "reason=eof", 1, dur_wait()) ==
-	    0, "the probe's session never ended (%s)", p->log);
+	dur_assert(harness_wait_grep(p->log, "disconnected uid=", 1,
+	    dur_wait()) == 0, "the probe's session never ended (%s)", p->log);
 	return p;
 }
 
