@@ -425,6 +425,33 @@ smtp_server_too_long(struct smtp_server *s)
 }
 
 /*
+ * Drop n bytes of input.  Outside DATA they may carry a secret (an AUTH
+ * line or response), so they are first overwritten where libevent holds
+ * them: a drained chunk is freed or reused without being wiped.
+ */
+static void
+smtp_server_drain(struct smtp_server *s, struct evbuffer *in, size_t n)
+{
+	struct evbuffer_iovec	 v[4];
+	struct evbuffer_ptr	 p;
+	size_t			 done = 0, k;
+	int			 i, nv;
+
+	while (s->state != SMTPS_DATA && done < n) {
+		if (evbuffer_ptr_set(in, &p, done, EVBUFFER_PTR_SET) == -1 ||
+		    (nv = evbuffer_peek(in, (ev_ssize_t)(n - done), &p, v,
+		    (int)nitems(v))) <= 0)
+			break;
+		for (i = 0; i < nv && i < (int)nitems(v) && done < n; i++) {
+			k = v[i].iov_len < n - done ? v[i].iov_len : n - done;
+			secure_zero(v[i].iov_base, k);
+			done += k;
+		}
+	}
+	evbuffer_drain(in, n);
+}
+
+/*
  * Discard mode: drop input up to and including the next LF without ever
  * buffering the line.  Afterwards a data line's terminator is known.
  */
@@ -439,12 +466,12 @@ smtp_server_discard(struct smtp_server *s, struct evbuffer *in,
 		if (len > 0)
 			s->discard_cr = smtp_server_byte_at(in,
 			    (ev_ssize_t)len - 1) == '\r';
-		evbuffer_drain(in, len);
+		smtp_server_drain(s, in, len);
 		return SMTPS_LINE_NONE;
 	}
 	c = lf > 0 ? smtp_server_byte_at(in, lf - 1) : (s->discard_cr ? '\r' :
 	    -1);
-	evbuffer_drain(in, (size_t)lf + 1);
+	smtp_server_drain(s, in, (size_t)lf + 1);
 	s->discard = false;
 	if (s->state == SMTPS_DATA)
 		s->tx->crlf = c == '\r';
@@ -483,7 +510,8 @@ smtp_server_getline(struct smtp_server *s, size_t *len, bool *crlf)
 		s->discard_cr = false;
 		return smtp_server_discard(s, in, p.pos);
 	}
-	evbuffer_remove(in, s->line, total);
+	evbuffer_copyout(in, s->line, total);
+	smtp_server_drain(s, in, total);
 	*crlf = total >= 2 && s->line[total - 2] == '\r';
 	*len = total - (*crlf ? 2 : 1);
 	s->line[*len] = '\0';

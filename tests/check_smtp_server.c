@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -732,6 +733,172 @@ START_TEST(test_smtp_server_password_not_logged)
 }
 END_TEST
 
+/*
+ * libevent's allocator, replaced for the wipe test: every block libevent
+ * frees (its evbuffer chunks among them) is searched for the needles.
+ */
+static struct {
+	const char	*needle[2];	/* the secret, and a control */
+	size_t		 len[2];
+	int		 found[2];	/* freed blocks holding each */
+} mm;
+
+/* Count the needles in a block about to be freed. */
+static void
+mm_scan(void *p)
+{
+	size_t	 size, i;
+
+	if (p == NULL)
+		return;
+	size = malloc_usable_size(p);
+	for (i = 0; i < nitems_ck(mm.needle); i++) {
+		if (mm.len[i] > 0 && memmem(p, size, mm.needle[i], mm.len[i]) !=
+		    NULL)
+			mm.found[i]++;
+	}
+}
+
+/* libevent's malloc. */
+static void *
+mm_malloc_cb(size_t size)
+{
+	return malloc(size);
+}
+
+/* libevent's realloc: a copy, so the old block is scanned. */
+static void *
+mm_realloc_cb(void *p, size_t size)
+{
+	void	*q;
+	size_t	 old;
+
+	if ((q = malloc(size)) == NULL || p == NULL)
+		return q;
+	old = malloc_usable_size(p);
+	memcpy(q, p, old < size ? old : size);
+	mm_scan(p);
+	free(p);
+	return q;
+}
+
+/* libevent's free. */
+static void
+mm_free_cb(void *p)
+{
+	mm_scan(p);
+	free(p);
+}
+
+enum wipe_mode {
+	WIPE_PLAIN_IR,		/* AUTH PLAIN <response> */
+	WIPE_PLAIN_CONT,	/* AUTH PLAIN, 334, <response> */
+	WIPE_LOGIN,		/* AUTH LOGIN, 334, user, 334, password */
+	WIPE_PIPELINED,		/* AUTH PLAIN <response> and more, one write */
+	WIPE_BYTEWISE,		/* AUTH PLAIN <response>, a byte at a time */
+	WIPE_TOO_LONG		/* an over-long AUTH line, discarded */
+};
+
+static const struct {
+	const char	*name;
+	enum wipe_mode	 mode;
+} wipe_cases[] = {
+	{ "PLAIN initial response", WIPE_PLAIN_IR },
+	{ "PLAIN continuation", WIPE_PLAIN_CONT },
+	{ "LOGIN", WIPE_LOGIN },
+	{ "pipelined", WIPE_PIPELINED },
+	{ "bytewise", WIPE_BYTEWISE },
+	{ "over-long AUTH line", WIPE_TOO_LONG }
+};
+
+#define WIPE_CONTROL	"Control-marker: message text is not wiped"
+#define WIPE_TAIL	"MAIL FROM:<a@example.com>\r\n" \
+			"RCPT TO:<b@example.com>\r\nDATA\r\n" \
+			WIPE_CONTROL "\r\n.\r\nQUIT\r\n"
+
+/*
+ * The AUTH bytes (base64 credentials) are wiped from libevent's input
+ * chunks before those are drained: no block libevent frees, up to the
+ * session's end, holds them.  Message text is not wiped, and finding it
+ * proves the scan sees the chunks.
+ */
+START_TEST(test_smtp_server_auth_bytes_wiped)
+{
+	char		 plain[1024], pass64[512], line[4096], *b64;
+	const char	*secret;
+	size_t		 i;
+
+	auth_plain_line(plain, sizeof(plain));
+	b64 = plain + strlen("AUTH PLAIN ");
+	login_line(PASS, pass64, sizeof(pass64));
+	pass64[strlen(pass64) - 2] = '\0';
+	b64[strlen(b64) - 2] = '\0';
+	secret = wipe_cases[_i].mode == WIPE_LOGIN ? pass64 : b64;
+	memset(&mm, 0, sizeof(mm));
+	mm.needle[0] = secret;
+	mm.len[0] = strlen(secret);
+	mm.needle[1] = WIPE_CONTROL;
+	mm.len[1] = strlen(WIPE_CONTROL);
+	event_set_mem_functions(mm_malloc_cb, mm_realloc_cb, mm_free_cb);
+
+	start();
+	switch (wipe_cases[_i].mode) {
+	case WIPE_PLAIN_IR:
+		say("EHLO c\r\n");
+		snprintf(line, sizeof(line), "AUTH PLAIN %s\r\n", b64);
+		say(line);
+		break;
+	case WIPE_PLAIN_CONT:
+		say("EHLO c\r\nAUTH PLAIN\r\n");
+		ck_assert_str_eq(last_reply(), "334 ");
+		snprintf(line, sizeof(line), "%s\r\n", b64);
+		say(line);
+		break;
+	case WIPE_LOGIN:
+		say("EHLO c\r\nAUTH LOGIN\r\n");
+		say(login_line(USER, line, sizeof(line)));
+		snprintf(line, sizeof(line), "%s\r\n", pass64);
+		say(line);
+		break;
+	case WIPE_PIPELINED:
+		snprintf(line, sizeof(line), "EHLO c\r\nAUTH PLAIN %s\r\n"
+		    WIPE_TAIL, b64);
+		say(line);
+		break;
+	case WIPE_BYTEWISE:
+		snprintf(line, sizeof(line), "EHLO c\r\nAUTH PLAIN %s\r\n",
+		    b64);
+		for (i = 0; line[i] != '\0'; i++) {
+			client_write(&line[i], 1);
+			pump();
+		}
+		break;
+	case WIPE_TOO_LONG:
+		snprintf(line, sizeof(line), "EHLO c\r\nAUTH PLAIN %0*d%s\r\n",
+		    1100, 0, b64);
+		say(line);
+		ck_assert_str_eq(last_reply(), "500 5.5.2 Line too long");
+		snprintf(line, sizeof(line), "AUTH PLAIN %s\r\n", b64);
+		say(line);
+		break;
+	}
+	if (wipe_cases[_i].mode != WIPE_PIPELINED)
+		say(WIPE_TAIL);
+	pump();
+	event_set_mem_functions(NULL, NULL, NULL);
+	ck_assert_msg(strstr(h.out, "235 2.7.0 ") != NULL, "%s", h.out);
+	ck_assert_str_eq(last_reply(), "221 2.0.0 Bye");
+	ck_assert_int_eq(h.nqueued, 1);
+	/* The session's bufferevent and its buffers are freed. */
+	ck_assert(h.closed);
+	ck_assert(h.eof);
+	ck_assert_msg(mm.found[0] == 0, "%s: %d freed libevent blocks hold "
+	    "the credentials", wipe_cases[_i].name, mm.found[0]);
+	ck_assert_msg(mm.found[1] > 0, "%s: the control text was never seen",
+	    wipe_cases[_i].name);
+}
+END_TEST
+
 /* ---- MAIL and RCPT ---- */
 
 /* MAIL syntax, parameters and SIZE; RCPT syntax. */
@@ -1200,6 +1367,8 @@ smtp_server_suite(void)
 	tcase_add_test(tc, test_smtp_server_auth_login);
 	tcase_add_test(tc, test_smtp_server_auth_errors);
 	tcase_add_test(tc, test_smtp_server_password_not_logged);
+	tcase_add_loop_test(tc, test_smtp_server_auth_bytes_wiped, 0,
+	    (int)nitems_ck(wipe_cases));
 	tcase_add_test(tc, test_smtp_server_mail_params);
 	tcase_add_test(tc, test_smtp_server_too_many_rcpts);
 	suite_add_tcase(s, tc);
