@@ -422,6 +422,14 @@ relayqd_stop(struct relayqd *d)
 		event_free(d->ev_watchdog);
 	if (d->ev_status != NULL)
 		event_free(d->ev_status);
+	/*
+	 * A bufferevent freed while a deferred callback of its own was
+	 * pending (a relay cancelled mid-connect) is released only when that
+	 * callback runs: give libevent one pass, with nothing of ours left
+	 * to call, before the base goes.
+	 */
+	if (d->base != NULL)
+		event_base_loop(d->base, EVLOOP_NONBLOCK);
 	if (d->dns != NULL)
 		evdns_base_free(d->dns, 0);
 	if (d->base != NULL)
