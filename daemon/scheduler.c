@@ -503,13 +503,14 @@ sched_deferred(struct sched_entry *e, const char *reason)
 	delay = scheduler_next_delay(e->env.attempts, s->params.retry_min,
 	    s->params.retry_max);
 	e->env.next_attempt = now + delay;
+	/* Recorded first, so whoever reads the log line finds it on disk. */
+	if (queue_update(s->queue, &e->env) == -1)
+		log_warn("%s: cannot record the attempt (still queued)",
+		    e->id);
 	log_info("%s deferred from=<%s> attempts=%u next=%us reply=\"%s\"",
 	    e->id, e->env.sender, e->env.attempts, delay, reason);
 	snprintf(s->last_result, sizeof(s->last_result), "%s deferred",
 	    e->id);
-	if (queue_update(s->queue, &e->env) == -1)
-		log_warn("%s: cannot record the attempt (still queued)",
-		    e->id);
 	sched_unlock(e);
 	sched_arm(e, e->env.next_attempt);
 }
