@@ -14,8 +14,9 @@
  *	any state ---QUIT/timeout/refuse---> CLOSING (output drains, teardown)
  *
  * Replies are appended to the output in order, so PIPELINING is simply the
- * line loop handling every complete line already buffered; it stops only
- * in COMMIT and CLOSING.  The end of data is recognised only as CRLF "."
+ * line loop handling every complete line already buffered; it stops in
+ * COMMIT and CLOSING, and pauses while SMTPS_OUT_HIWAT bytes of replies
+ * wait for a client that does not read them.  The end of data is recognised only as CRLF "."
  * CRLF, so a bare LF can never smuggle a second message.  250 after DATA
  * is sent only from the commit completion, after queue_tx_commit() made
  * the message durable.
@@ -48,6 +49,12 @@
 #include "util.h"
 
 #define SMTPS_READ_HIWAT	(64 * 1024)
+/*
+ * Replies waiting for a client that does not read: past this, the line
+ * loop pauses (reading off) until they have drained.  One command adds
+ * at most a few hundred bytes, so output stays under about 32 KB.
+ */
+#define SMTPS_OUT_HIWAT		(32 * 1024)
 /* An AUTH line carries base64 of up to two 255-byte fields (RFC 4954). */
 #define SMTPS_AUTH_LINE_MAX	1024
 #define SMTPS_LINE_BUF		(SMTPS_AUTH_LINE_MAX + 1)
@@ -104,6 +111,7 @@ struct smtp_server {
 	bool				 discard;	/* dropping to the next LF */
 	bool				 discard_cr;	/* last dropped byte was CR */
 	bool				 in_loop;
+	bool				 paused;	/* replies backed up */
 	const char			*reason;	/* why CLOSING */
 	struct sasl_cred		 cred;
 	struct smtps_tx			*tx;
@@ -120,6 +128,7 @@ struct smtps_cmd {
 static void	smtp_server_reply(struct smtp_server *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	smtp_server_process(struct smtp_server *);
+static void	smtp_server_resume(struct smtp_server *);
 static void	smtp_server_close(struct smtp_server *, const char *);
 static void	smtp_server_read_cb(struct bufferevent *, void *);
 static void	smtp_server_write_cb(struct bufferevent *, void *);
@@ -315,15 +324,21 @@ smtp_server_read_cb(struct bufferevent *bev, void *arg)
 	smtp_server_process(arg);
 }
 
-/* Output drained: in CLOSING, that is the end of the session. */
+/*
+ * Output drained: in CLOSING, that is the end of the session; when the
+ * line loop paused for it, read on.
+ */
 static void
 smtp_server_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_server	*s = arg;
 
-	if (s->state == SMTPS_CLOSING &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+		return;
+	if (s->state == SMTPS_CLOSING)
 		smtp_server_close(s, s->reason);
+	else if (s->paused)
+		smtp_server_resume(s);
 }
 
 /* EOF, error or an idle timeout on the socket. */
@@ -354,7 +369,8 @@ smtp_server_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 	UNUSED(fd);
 	UNUSED(what);
-	if (s->state != SMTPS_CLOSING && s->state != SMTPS_COMMIT)
+	if (s->state != SMTPS_CLOSING && s->state != SMTPS_COMMIT &&
+	    !s->paused)
 		smtp_server_timeout(s);
 }
 
@@ -1106,18 +1122,50 @@ smtp_server_command_line(struct smtp_server *s, size_t len, bool crlf)
 	secure_zero(s->line, len);
 }
 
-/* The line loop: every complete buffered line, until COMMIT or CLOSING. */
+/*
+ * Too many replies wait for the client: stop reading lines until they
+ * have drained (write_cb).  The client's silence is then timed by the
+ * write timeout, not the line deadline.
+ */
+static void
+smtp_server_pause(struct smtp_server *s)
+{
+	s->paused = true;
+	bufferevent_disable(s->bev, EV_READ);
+	evtimer_del(s->deadline);
+}
+
+/* The replies have drained: read again, starting with what is buffered. */
+static void
+smtp_server_resume(struct smtp_server *s)
+{
+	s->paused = false;
+	bufferevent_enable(s->bev, EV_READ);
+	/* libevent will not call read_cb again for bytes already buffered. */
+	if (!s->in_loop)
+		smtp_server_process(s);
+}
+
+/*
+ * The line loop: every complete buffered line, until COMMIT or CLOSING,
+ * or until too many replies are waiting.
+ */
 static void
 smtp_server_process(struct smtp_server *s)
 {
 	struct evbuffer		*in = bufferevent_get_input(s->bev);
+	struct evbuffer		*out = bufferevent_get_output(s->bev);
 	struct timeval		 tv;
 	enum smtps_getline	 r;
 	size_t			 len = 0;
 	bool			 crlf = false, progress = false;
 
 	s->in_loop = true;
-	while (smtp_server_reading(s)) {
+	while (smtp_server_reading(s) && !s->paused) {
+		if (evbuffer_get_length(out) >= SMTPS_OUT_HIWAT) {
+			smtp_server_pause(s);
+			break;
+		}
 		if ((r = smtp_server_getline(s, &len, &crlf)) == SMTPS_LINE_NONE)
 			break;
 		progress = true;
@@ -1132,7 +1180,8 @@ smtp_server_process(struct smtp_server *s)
 	/* A partial line must complete within its own deadline. */
 	if (progress)
 		evtimer_del(s->deadline);
-	if (smtp_server_reading(s) && s->params.idle_timeout > 0 &&
+	if (smtp_server_reading(s) && !s->paused &&
+	    s->params.idle_timeout > 0 &&
 	    (evbuffer_get_length(in) > 0 || s->discard) &&
 	    !evtimer_pending(s->deadline, NULL)) {
 		tv.tv_sec = s->params.idle_timeout;

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
@@ -38,7 +39,7 @@
 #define PASS		"s3cret-Pa55word"
 #define MAXSIZE		(64 * 1024)
 #define NREPLY		64
-#define OUT_MAX		(256 * 1024)
+#define OUT_MAX		(1024 * 1024)
 
 /* What the client writes after DATA, and what must land on disk. */
 #define BODY_WIRE	"Subject: test\r\n" \
@@ -69,6 +70,8 @@ static struct {
 	struct event_base	*base;
 	struct queue		*q;
 	struct smtp_server	*s;
+	struct bufferevent	*bev;		/* the server end */
+	int			 sndbuf;	/* its SO_SNDBUF, if not 0 */
 	int			 fd;		/* the client end */
 	uid_t			 uid;		/* the session's peer uid */
 	bool			 closed;
@@ -200,6 +203,9 @@ start_with(size_t max_size, size_t max_rcpt, int idle, int refuse)
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	ck_assert_int_eq(evutil_make_socket_nonblocking(sv[0]), 0);
 	ck_assert_int_eq(evutil_make_socket_nonblocking(sv[1]), 0);
+	if (h.sndbuf > 0)
+		ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF,
+		    &h.sndbuf, sizeof(h.sndbuf)), 0);
 	bev = bufferevent_socket_new(h.base, sv[0],
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	ck_assert_ptr_nonnull(bev);
@@ -208,6 +214,7 @@ start_with(size_t max_size, size_t max_rcpt, int idle, int refuse)
 	p.max_rcpt = max_rcpt;
 	p.idle_timeout = idle;
 	h.fd = sv[1];
+	h.bev = bev;
 	h.s = smtp_server_new(h.base, bev, h.q, &p, &callbacks, &h, h.uid,
 	    getpid(), refuse);
 	ck_assert_ptr_nonnull(h.s);
@@ -1066,6 +1073,64 @@ START_TEST(test_smtp_server_ehlo_lines)
 }
 END_TEST
 
+#define UNREAD_N	2000	/* commands pipelined while not reading */
+#define UNREAD_BOUND	(33 * 1024)	/* 32 KB plus one reply */
+
+/* Command i of the unread pipeline: EHLO, with a NOOP every 16th. */
+static const char *
+unread_cmd(size_t i, const char **reply)
+{
+	static char	 ehlo[512];
+
+	snprintf(ehlo, sizeof(ehlo), "250-" HOST "\r\n250-PIPELINING\r\n"
+	    "250-8BITMIME\r\n250-SIZE %d\r\n250-ENHANCEDSTATUSCODES\r\n"
+	    "250-AUTH PLAIN LOGIN\r\n250 ETRN\r\n", MAXSIZE);
+	*reply = i % 16 == 15 ? "250 2.0.0 Ok\r\n" : ehlo;
+	return i % 16 == 15 ? "NOOP\r\n" : "EHLO c\r\n";
+}
+
+/*
+ * A client pipelining commands without reading the replies: the server's
+ * output buffer stays under about 32 KB (it stops reading lines), and once
+ * the client reads, every reply arrives, in order.
+ */
+START_TEST(test_smtp_server_unread_replies_bounded)
+{
+	static char	 in[UNREAD_N * 8], want[UNREAD_N * 160];
+	const char	*cmd, *reply;
+	size_t		 i, inlen = 0, wantlen = 0, len, max = 0;
+	int		 k;
+
+	h.sndbuf = 4096;
+	start();
+	wantlen = (size_t)snprintf(want, sizeof(want), "220 " HOST
+	    " ESMTP relayq\r\n");
+	for (i = 0; i < UNREAD_N; i++) {
+		cmd = unread_cmd(i, &reply);
+		memcpy(in + inlen, cmd, strlen(cmd));
+		inlen += strlen(cmd);
+		memcpy(want + wantlen, reply, strlen(reply));
+		wantlen += strlen(reply);
+	}
+	ck_assert_int_eq(write(h.fd, in, inlen), (ssize_t)inlen);
+	/* Run the server for a while without reading its replies. */
+	for (k = 0; k < 1000; k++) {
+		event_base_loop(h.base, EVLOOP_NONBLOCK);
+		len = evbuffer_get_length(bufferevent_get_output(h.bev));
+		if (len > max)
+			max = len;
+	}
+	ck_assert_msg(max > UNREAD_BOUND / 2 && max <= UNREAD_BOUND,
+	    "%zu bytes of replies buffered, bound %d", max, UNREAD_BOUND);
+	pump();
+	ck_assert_uint_eq(h.outlen, wantlen);
+	ck_assert_mem_eq(h.out, want, wantlen);
+	ck_assert(!h.closed);
+	say("QUIT\r\n");
+	ck_assert(h.closed);
+}
+END_TEST
+
 /* ---- DATA ---- */
 
 /* A body over max_size is read to the end, refused 552, not queued. */
@@ -1354,6 +1419,7 @@ smtp_server_suite(void)
 	tcase_add_test(tc, test_smtp_server_two_messages_pipelined);
 	tcase_add_test(tc, test_smtp_server_ehlo_lines);
 	tcase_add_test(tc, test_smtp_server_other_verbs);
+	tcase_add_test(tc, test_smtp_server_unread_replies_bounded);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("sequence");

@@ -45,6 +45,12 @@
 #define HOSTILE_HWM_KB		(32 * 1024)
 #define HOSTILE_HWM_SAN_KB	(128 * 1024)
 #define HOSTILE_IDLE		2	/* --idle-timeout for the timeout tests */
+/*
+ * Commands pipelined by a client that does not read its replies (EHLO,
+ * with a NOOP every 16th): about 3 MB in, 50 MB of replies out, which a
+ * daemon buffering them all would hold at once.
+ */
+#define HOSTILE_UNREAD_N	400000
 
 /* A string literal with NULs inside, and its length. */
 #define BYTES(lit)		(lit), sizeof(lit) - 1
@@ -415,6 +421,139 @@ START_TEST(test_hostile_huge_line_bounded_memory)
 	    bound);
 	hostile_assert(hwm > 0 && hwm < bound, "relayqd VmHWM %ld kB, bound "
 	    "%ld kB", hwm, bound);
+	harness_smtp_close(&s);
+}
+END_TEST
+
+/* The reply lines of the unread pipeline, streamed and checked. */
+struct hostile_unread {
+	const char	*ehlo;		/* the whole EHLO reply, CRLFs */
+	size_t		 cmd;		/* whose reply is arriving */
+	size_t		 off;		/* bytes of it seen */
+};
+
+/* Command i of the unread pipeline and (in *reply) its whole reply. */
+static const char *
+hostile_unread_cmd(const struct hostile_unread *u, size_t i,
+    const char **reply)
+{
+	*reply = i % 16 == 15 ? "250 2.0.0 Ok\r\n" : u->ehlo;
+	return i % 16 == 15 ? "NOOP\r\n" : "EHLO hostile.example\r\n";
+}
+
+/* Check n reply bytes against the replies due, in order. */
+static void
+hostile_unread_check(struct hostile_unread *u, const char *buf, size_t n)
+{
+	const char	*reply;
+	size_t		 i;
+
+	for (i = 0; i < n; i++) {
+		hostile_assert(u->cmd < HOSTILE_UNREAD_N, "a reply beyond the "
+		    "last command: \"%.*s\"", (int)(n - i), buf + i);
+		hostile_unread_cmd(u, u->cmd, &reply);
+		hostile_assert(buf[i] == reply[u->off], "reply %zu, byte %zu: "
+		    "got \"%.40s\", want \"%s\"", u->cmd, u->off, buf + i,
+		    reply);
+		if (reply[++u->off] == '\0') {
+			u->cmd++;
+			u->off = 0;
+		}
+	}
+}
+
+/*
+ * RFC 2920 pipelining by a client that never reads: the daemon stops
+ * reading lines while its replies back up, so its peak memory stays
+ * under the bound of relayqd.8; once the client reads, every reply
+ * arrives, in order, and the session goes on.
+ */
+START_TEST(test_hostile_unread_replies_bounded_memory)
+{
+	struct harness_proc	*d;
+	struct harness_smtp	 s;
+	struct hostile_unread	 u;
+	struct pollfd		 pfd;
+	static char		 buf[64 * 1024];
+	char			*in, *ehlo, *p;
+	const char		*cmd, *reply;
+	size_t			 i, len = 0, off = 0;
+	ssize_t			 n;
+	long			 hwm, bound;
+	int			 r;
+
+	d = hostile_daemon(NULL);
+	hostile_open(&s);
+	hostile_assert(harness_smtp_cmd(&s, "EHLO hostile.example") == 250,
+	    "EHLO: %s", s.reply);
+	hostile_assert(s.inlen == 0, "bytes after the EHLO reply");
+	/* The EHLO reply as it is on the wire. */
+	ehlo = malloc(strlen(s.reply) * 2 + 3);
+	hostile_assert(ehlo != NULL, "out of memory");
+	for (p = s.reply, i = 0; *p != '\0'; p++) {
+		if (*p == '\n')
+			ehlo[i++] = '\r';
+		ehlo[i++] = *p;
+	}
+	memcpy(ehlo + i, "\r\n", 3);
+	memset(&u, 0, sizeof(u));
+	u.ehlo = ehlo;
+	in = malloc(HOSTILE_UNREAD_N * 24);
+	hostile_assert(in != NULL, "out of memory");
+	for (i = 0; i < HOSTILE_UNREAD_N; i++) {
+		cmd = hostile_unread_cmd(&u, i, &reply);
+		memcpy(in + len, cmd, strlen(cmd));
+		len += strlen(cmd);
+	}
+
+	/* Write without reading until the daemon stops taking input. */
+	pfd.fd = s.fd;
+	while (off < len) {
+		n = send(s.fd, in + off, len - off, MSG_DONTWAIT |
+		    MSG_NOSIGNAL);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		hostile_assert(n == -1 && (errno == EAGAIN ||
+		    errno == EWOULDBLOCK), "send: %s", strerror(errno));
+		pfd.events = POLLOUT;
+		if ((r = poll(&pfd, 1, 500)) == 0)
+			break;
+		hostile_assert(r == 1, "poll: %s", strerror(errno));
+	}
+	fprintf(stderr, "hostile: %zu of %zu bytes of commands written "
+	    "unread\n", off, len);
+
+	/* Now read every reply, writing the rest of the commands. */
+	while (u.cmd < HOSTILE_UNREAD_N) {
+		pfd.events = POLLIN | (off < len ? POLLOUT : 0);
+		r = poll(&pfd, 1, (int)(harness_scale(HARNESS_WAIT) * 1000));
+		hostile_assert(r == 1, "stalled at reply %zu, %zu of %zu bytes "
+		    "written", u.cmd, off, len);
+		if ((pfd.revents & POLLOUT) && off < len &&
+		    (n = send(s.fd, in + off, len - off, MSG_DONTWAIT |
+		    MSG_NOSIGNAL)) > 0)
+			off += (size_t)n;
+		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+			n = recv(s.fd, buf, sizeof(buf), MSG_DONTWAIT);
+			hostile_assert(n > 0 || (n == -1 && errno == EAGAIN),
+			    "the daemon hung up at reply %zu", u.cmd);
+			if (n > 0)
+				hostile_unread_check(&u, buf, (size_t)n);
+		}
+	}
+	free(in);
+	free(ehlo);
+	hostile_assert(u.off == 0, "a partial last reply");
+
+	hwm = hostile_proc_kb(d->pid, "VmHWM:");
+	bound = hostile_asan() ? HOSTILE_HWM_SAN_KB : HOSTILE_HWM_KB;
+	fprintf(stderr, "hostile: relayqd VmHWM %ld kB after %d unread "
+	    "commands (bound %ld kB)\n", hwm, HOSTILE_UNREAD_N, bound);
+	hostile_assert(hwm > 0 && hwm < bound, "relayqd VmHWM %ld kB, bound "
+	    "%ld kB", hwm, bound);
+	hostile_alive(&s, "after the unread pipeline");
 	harness_smtp_close(&s);
 }
 END_TEST
@@ -1413,6 +1552,7 @@ hostile_suite(void)
 	tcase_add_test(tc, test_hostile_pipelined_batch);
 	tcase_add_test(tc, test_hostile_pipelined_after_354);
 	tcase_add_test(tc, test_hostile_pipelined_after_334);
+	tcase_add_test(tc, test_hostile_unread_replies_bounded_memory);
 	suite_add_tcase(s, tc);
 
 	tc = hostile_tcase("abrupt");
