@@ -32,6 +32,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -149,6 +150,7 @@ static void	smtp_server_proceed_data(struct smtp_server *, const char *);
 static void	smtp_server_proceed_rset(struct smtp_server *, const char *);
 static void	smtp_server_proceed_noop(struct smtp_server *, const char *);
 static void	smtp_server_proceed_quit(struct smtp_server *, const char *);
+static bool	smtp_server_check_etrn(struct smtp_server *, const char *);
 static void	smtp_server_proceed_etrn(struct smtp_server *, const char *);
 static void	smtp_server_proceed_vrfy(struct smtp_server *, const char *);
 static void	smtp_server_proceed_help(struct smtp_server *, const char *);
@@ -164,7 +166,7 @@ static const struct smtps_cmd smtp_server_cmds[] = {
 	{ SMTP_VERB_RSET,	NULL,			smtp_server_proceed_rset },
 	{ SMTP_VERB_NOOP,	NULL,			smtp_server_proceed_noop },
 	{ SMTP_VERB_QUIT,	NULL,			smtp_server_proceed_quit },
-	{ SMTP_VERB_ETRN,	NULL,			smtp_server_proceed_etrn },
+	{ SMTP_VERB_ETRN,	smtp_server_check_etrn,	smtp_server_proceed_etrn },
 	{ SMTP_VERB_VRFY,	NULL,			smtp_server_proceed_vrfy },
 	{ SMTP_VERB_HELP,	NULL,			smtp_server_proceed_help },
 	{ SMTP_VERB_STARTTLS,	NULL,		smtp_server_proceed_notimpl },
@@ -939,6 +941,25 @@ smtp_server_proceed_quit(struct smtp_server *s, const char *arg)
 	UNUSED(arg);
 	smtp_server_reply(s, "221 2.0.0 Bye");
 	smtp_server_closing(s, "quit");
+}
+
+/*
+ * ETRN: after EHLO/HELO (503 5.5.1, RFC 5321 4.3.2), and authenticated
+ * unless the peer is root or the daemon's own user (530 5.7.0, RFC 4954
+ * 6): each flush makes a relay attempt, and attempts cost Gmail logins.
+ */
+static bool
+smtp_server_check_etrn(struct smtp_server *s, const char *arg)
+{
+	UNUSED(arg);
+	if (!s->helo_seen)
+		smtp_server_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+	else if (!s->authed && s->uid != 0 && s->uid != geteuid())
+		smtp_server_reply(s, "530 5.7.0 Authentication required");
+	else
+		return true;
+	log_debug("flush refused uid=%u", (unsigned)s->uid);
+	return false;
 }
 
 /* ETRN (any argument): retry the whole queue now. */

@@ -218,7 +218,7 @@ START_TEST(test_listener_session)
 	pump();
 	ck_assert_str_eq(h.out[0], "220 relay.test ESMTP relayq\r\n");
 	ck_assert_uint_eq(listener_nsessions(h.l), 1);
-	client_say(0, "ETRN\r\n");
+	client_say(0, "EHLO c\r\nETRN\r\n");
 	ck_assert_int_eq(h.nflush, 1);
 	client_say(0, "QUIT\r\n");
 	ck_assert_ptr_nonnull(strstr(h.out[0], "\r\n221 2.0.0 Bye\r\n"));

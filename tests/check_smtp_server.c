@@ -1053,6 +1053,77 @@ START_TEST(test_smtp_server_other_verbs)
 }
 END_TEST
 
+enum etrn_peer {
+	ETRN_OWN,		/* the daemon's own uid */
+	ETRN_ROOT,
+	ETRN_OTHER		/* any other user */
+};
+
+static const struct {
+	const char	*name;
+	enum etrn_peer	 peer;
+	const char	*before;	/* commands before ETRN */
+	bool		 auth;		/* AUTH PLAIN after them */
+	const char	*reply;		/* to ETRN */
+	int		 nflush;
+} etrn_cases[] = {
+	{ "own uid, no EHLO", ETRN_OWN, "", false, "503 5.5.1 ", 0 },
+	{ "root, no EHLO", ETRN_ROOT, "NOOP\r\n", false, "503 5.5.1 ", 0 },
+	{ "other, no EHLO", ETRN_OTHER, "", false, "503 5.5.1 ", 0 },
+	{ "other, EHLO, no AUTH", ETRN_OTHER, "EHLO c\r\n", false,
+	    "530 5.7.0 Authentication required", 0 },
+	{ "other, HELO, no AUTH", ETRN_OTHER, "HELO c\r\n", false,
+	    "530 5.7.0 Authentication required", 0 },
+	{ "other, failed AUTH", ETRN_OTHER, "EHLO c\r\nAUTH PLAIN =\r\n",
+	    false, "530 5.7.0 Authentication required", 0 },
+	{ "other, EHLO and AUTH", ETRN_OTHER, "EHLO c\r\n", true,
+	    "250 2.0.0 Queue flush started", 1 },
+	{ "own uid, EHLO", ETRN_OWN, "EHLO c\r\n", false,
+	    "250 2.0.0 Queue flush started", 1 },
+	{ "own uid, HELO", ETRN_OWN, "HELO c\r\n", false,
+	    "250 2.0.0 Queue flush started", 1 },
+	{ "root, EHLO", ETRN_ROOT, "EHLO c\r\n", false,
+	    "250 2.0.0 Queue flush started", 1 }
+};
+
+/*
+ * ETRN needs EHLO/HELO (503 5.5.1), then AUTH unless the peer is root or
+ * the daemon's own user (530 5.7.0); a refused ETRN flushes nothing and
+ * the session goes on.
+ */
+START_TEST(test_smtp_server_etrn_access)
+{
+	char	 line[1024];
+
+	switch (etrn_cases[_i].peer) {
+	case ETRN_OWN:
+		h.uid = geteuid();
+		break;
+	case ETRN_ROOT:
+		h.uid = 0;
+		break;
+	case ETRN_OTHER:
+		h.uid = geteuid() == 4242 ? 4243 : 4242;
+		break;
+	}
+	start();
+	say(etrn_cases[_i].before);
+	if (etrn_cases[_i].auth) {
+		say(auth_plain_line(line, sizeof(line)));
+		ck_assert_str_eq(last_reply(),
+		    "235 2.7.0 Authentication accepted");
+	}
+	say("ETRN\r\n");
+	ck_assert_msg(strncmp(last_reply(), etrn_cases[_i].reply,
+	    strlen(etrn_cases[_i].reply)) == 0, "%s: ETRN got \"%s\", want "
+	    "\"%s\"", etrn_cases[_i].name, last_reply(), etrn_cases[_i].reply);
+	ck_assert_int_eq(h.nflush, etrn_cases[_i].nflush);
+	say("NOOP\r\n");
+	ck_assert_str_eq(last_reply(), "250 2.0.0 Ok");
+	ck_assert(!h.closed);
+}
+END_TEST
+
 /* EHLO advertises exactly the promised extensions. */
 START_TEST(test_smtp_server_ehlo_lines)
 {
@@ -1428,6 +1499,8 @@ smtp_server_suite(void)
 	tcase_add_test(tc, test_smtp_server_mail_before_ehlo);
 	tcase_add_test(tc, test_smtp_server_mail_without_auth);
 	tcase_add_test(tc, test_smtp_server_auth_twice);
+	tcase_add_loop_test(tc, test_smtp_server_etrn_access, 0,
+	    (int)nitems_ck(etrn_cases));
 	tcase_add_test(tc, test_smtp_server_tx_sequence);
 	tcase_add_test(tc, test_smtp_server_auth_plain_continuation);
 	tcase_add_test(tc, test_smtp_server_auth_login);
