@@ -659,7 +659,7 @@ queue_load(struct queue *q, const char *id, struct envelope *env, char *err,
 {
 	FILE	*fp;
 	char	*name;
-	int	 fd, rc;
+	int	 fd, rc, saved_errno;
 
 	xasprintf(&name, "%s/queue/%s/%s", q->dir, id, QUEUE_ENVELOPE);
 	envelope_init(env);
@@ -670,7 +670,15 @@ queue_load(struct queue *q, const char *id, struct envelope *env, char *err,
 		free(name);
 		return -1;
 	}
+	errno = 0;
 	rc = envelope_load(env, fp, name, err, errlen);
+	/* A read error or no memory may pass; anything else is the text. */
+	if (rc == -1 && ferror(fp))
+		saved_errno = errno != 0 ? errno : EIO;
+	else if (rc == -1 && errno == ENOMEM)
+		saved_errno = ENOMEM;
+	else
+		saved_errno = EINVAL;
 	fclose(fp);
 	if (rc == 0 && strcmp(env->id, id) != 0) {
 		snprintf(err, errlen, "%s: id: does not match the entry name",
@@ -679,6 +687,7 @@ queue_load(struct queue *q, const char *id, struct envelope *env, char *err,
 		rc = -1;
 	}
 	free(name);
+	errno = saved_errno;
 	return rc;
 }
 
@@ -875,16 +884,26 @@ queue_quarantine(struct queue *q, const char *name, const char *reason)
 	return 0;
 }
 
-/* What is wrong with queue/<id>/<file> as a regular file, or NULL. */
+/*
+ * What is wrong with queue/<id>/<file> as a regular file, or NULL.  errno
+ * is EINVAL when the file is missing or not a regular file, and fstatat's
+ * own (EIO, ENOMEM...) when it could not be looked at.
+ */
 static const char *
 queue_check_file(int fd, const char *file)
 {
 	struct stat	 st;
 
-	if (fstatat(fd, file, &st, AT_SYMLINK_NOFOLLOW) == -1)
-		return errno == ENOENT ? "missing" : strerror(errno);
-	if (!S_ISREG(st.st_mode))
+	if (fstatat(fd, file, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+		if (errno != ENOENT)
+			return strerror(errno);
+		errno = EINVAL;
+		return "missing";
+	}
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
 		return "not a regular file";
+	}
 	return NULL;
 }
 
@@ -909,10 +928,11 @@ queue_check(struct queue *q, const char *id, char *err, size_t errlen)
 	}
 	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		if ((why = queue_check_file(fd, files[i])) != NULL) {
+			saved_errno = errno;
 			snprintf(err, errlen, "%s/queue/%s/%s: %s", q->dir, id,
 			    files[i], why);
 			close(fd);
-			errno = EINVAL;
+			errno = saved_errno;
 			return -1;
 		}
 	}
@@ -923,6 +943,22 @@ queue_check(struct queue *q, const char *id, char *err, size_t errlen)
 	}
 	close(fd);
 	return 0;
+}
+
+/* True when errnum says the entry itself is bad, not a passing condition. */
+bool
+queue_content_error(int errnum)
+{
+	switch (errnum) {
+	case EINVAL:		/* bad text, missing or irregular file */
+	case ENOENT:		/* a file of the entry is missing */
+	case ENOTDIR:		/* a stray file, not an entry directory */
+	case ELOOP:		/* a symbolic link (O_NOFOLLOW) */
+	case EISDIR:
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* True when queue/<id> exists. */

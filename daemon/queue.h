@@ -56,7 +56,10 @@ void		 queue_tx_abort(struct queue_tx *);
 /* Call cb for each entry ID in queue/, in ID (arrival) order.  0 or -1. */
 int		 queue_scan(struct queue *, void (*cb)(const char *id, void *arg),
 		    void *arg);
-/* Load queue/<id>/envelope.  -1 with "path:line: key: message" in err. */
+/*
+ * Load queue/<id>/envelope.  -1 with "path:line: key: message" in err and
+ * errno EINVAL for bad text, or the errno of a failed open or read.
+ */
 int		 queue_load(struct queue *, const char *id, struct envelope *,
 		    char *err, size_t errlen);
 /* Load queue/<id>/credentials.  0 or -1 with errno. */
@@ -84,10 +87,19 @@ int		 queue_quarantine(struct queue *, const char *name,
  * Before an entry is scheduled: queue/<id> must be a directory holding
  * regular files envelope, message.eml and credentials; a stale
  * envelope.tmp (a crash mid-update) is removed.  -1 with the reason in
- * err (errno ENOENT when queue/<id> itself is gone).
+ * err (errno ENOENT when queue/<id> itself is gone, EINVAL when a file is
+ * missing or not regular, otherwise that of the failed call).
  */
 int		 queue_check(struct queue *, const char *id, char *err,
 		    size_t errlen);
+/*
+ * True when errnum, from queue_check, queue_load, queue_load_cred,
+ * queue_open_message or queue_lock, means the entry itself is bad
+ * (EINVAL: bad or missing content; ENOENT, ENOTDIR, ELOOP, EISDIR): it
+ * is moved aside.  Anything else (EMFILE, ENFILE, ENOMEM, EIO, EACCES...)
+ * is a local condition that may pass: the entry is tried again later.
+ */
+bool		 queue_content_error(int errnum);
 /* True when queue/<id> exists (as anything). */
 bool		 queue_exists(struct queue *, const char *id);
 

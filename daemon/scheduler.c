@@ -10,7 +10,10 @@
  * relayq --delete cannot remove it underneath; it leaves a DELETE marker
  * instead, which is honoured when the attempt ends and at every scan.
  * An entry that is not a complete, readable entry is moved to failed/
- * once, with the reason, when it is first seen.
+ * once, with the reason, when it is first seen.  A local condition that
+ * may pass (EMFILE, ENFILE, ENOMEM, EIO, a lock that cannot be taken)
+ * postpones the entry instead, without counting an attempt: it never
+ * costs the entry its place in queue/ or its credentials.
  */
 #include <sys/queue.h>
 
@@ -41,6 +44,7 @@ struct sched_entry {
 	struct event		*timer;
 	struct relay		*relay;		/* non-NULL while relaying */
 	int			 lockfd;	/* queue_lock fd, or -1 */
+	unsigned		 postponed;	/* local errors in a row */
 	struct envelope		 env;		/* loaded while relaying */
 };
 
@@ -57,6 +61,13 @@ struct scheduler {
 	char			 last_result[256];
 };
 
+/* What sched_admit made of an entry. */
+enum sched_admission {
+	SCHED_ADMITTED,		/* loaded; go ahead */
+	SCHED_DROPPED,		/* deleted, gone or moved aside */
+	SCHED_POSTPONED		/* a local error that may pass */
+};
+
 static int	 sched_cmp(const void *, const void *);
 static struct sched_entry *sched_find(struct scheduler *, const char *);
 static void	 sched_forget(struct sched_entry *);
@@ -64,14 +75,18 @@ static void	 sched_arm(struct sched_entry *, time_t when);
 static void	 sched_timer_cb(evutil_socket_t, short, void *);
 static void	 sched_pump(struct scheduler *);
 static void	 sched_start(struct sched_entry *);
+static int	 sched_lock(struct sched_entry *);
+static void	 sched_unreadable(struct sched_entry *, const char *, int);
 static void	 sched_relay_done_cb(void *, enum relay_result, const char *);
 static void	 sched_delivered(struct sched_entry *, const char *);
 static void	 sched_failed(struct sched_entry *, const char *);
 static void	 sched_deferred(struct sched_entry *, const char *);
 static void	 sched_scan_cb(const char *, void *);
 static const char *sched_rcpts(const struct envelope *, char *, size_t);
-static bool	 sched_deleted(struct scheduler *, const char *);
+static int	 sched_deleted(struct scheduler *, const char *);
 static void	 sched_unlock(struct sched_entry *);
+static void	 sched_postpone(struct sched_entry *, const char *,
+		    const char *);
 
 /* Create the scheduler; entries arrive through scheduler_add/scan. */
 struct scheduler *
@@ -164,17 +179,21 @@ sched_unlock(struct sched_entry *e)
 	e->lockfd = -1;
 }
 
-/* Honour relayq --delete's marker: remove queue/<id>; true if it did. */
-static bool
+/*
+ * Honour relayq --delete's marker: remove queue/<id>.  0 when there is no
+ * marker, 1 when removed, -1 when the removal failed (logged).
+ */
+static int
 sched_deleted(struct scheduler *s, const char *id)
 {
 	if (!queue_delete_requested(s->queue, id))
-		return false;
-	if (queue_remove(s->queue, id) == -1)
+		return 0;
+	if (queue_remove(s->queue, id) == -1) {
 		log_warn("%s: cannot remove the entry deleted by request", id);
-	else
-		log_info("%s deleted by request", id);
-	return true;
+		return -1;
+	}
+	log_info("%s deleted by request", id);
+	return 1;
 }
 
 /* Move a bad entry or stray file aside, logging it by name, once. */
@@ -187,25 +206,38 @@ sched_quarantine(struct scheduler *s, const char *id, const char *err)
 }
 
 /*
- * Load queue/<id> for scheduling: 0, or -1 when it was deleted by
- * request, is gone, or was moved aside as unreadable.
+ * Load queue/<id> for scheduling.  An entry deleted by request, gone, or
+ * bad in itself is dropped (a bad one moved aside); a local error that
+ * may pass (EMFILE, ENOMEM, EIO...) postpones it, with the reason in err.
  */
-static int
-sched_admit(struct scheduler *s, const char *id, struct envelope *env)
+static enum sched_admission
+sched_admit(struct scheduler *s, const char *id, struct envelope *env,
+    char *err, size_t errlen)
 {
-	char	 err[512];
+	int	 saved_errno;
 
-	if (sched_deleted(s, id))
-		return -1;
-	if (queue_check(s->queue, id, err, sizeof(err)) == -1 ||
-	    queue_load(s->queue, id, env, err, sizeof(err)) == -1) {
-		if (errno == ENOENT && !queue_exists(s->queue, id))
-			log_info("%s no longer in the queue", id);
-		else
-			sched_quarantine(s, id, err);
-		return -1;
+	switch (sched_deleted(s, id)) {
+	case 1:
+		return SCHED_DROPPED;
+	case -1:
+		snprintf(err, errlen, "cannot remove the entry deleted by "
+		    "request");
+		return SCHED_POSTPONED;
+	default:
+		break;
 	}
-	return 0;
+	if (queue_check(s->queue, id, err, errlen) == 0 &&
+	    queue_load(s->queue, id, env, err, errlen) == 0)
+		return SCHED_ADMITTED;
+	saved_errno = errno;
+	if (saved_errno == ENOENT && !queue_exists(s->queue, id)) {
+		log_info("%s no longer in the queue", id);
+		return SCHED_DROPPED;
+	}
+	if (!queue_content_error(saved_errno))
+		return SCHED_POSTPONED;
+	sched_quarantine(s, id, err);
+	return SCHED_DROPPED;
 }
 
 /* Start tracking queue/<id>, scheduled at its envelope's next-attempt. */
@@ -214,15 +246,18 @@ scheduler_add(struct scheduler *s, const char *id)
 {
 	struct sched_entry	*e;
 	struct envelope		 env;
+	enum sched_admission	 admission;
+	char			 err[512];
 
 	if (sched_find(s, id) != NULL)
 		return;
 	envelope_init(&env);
-	if (sched_admit(s, id, &env) == -1) {
+	admission = sched_admit(s, id, &env, err, sizeof(err));
+	if (admission == SCHED_DROPPED) {
 		envelope_fini(&env);
 		return;
 	}
-	if (env.state == ENVELOPE_FAILED) {
+	if (admission == SCHED_ADMITTED && env.state == ENVELOPE_FAILED) {
 		/* A crash interrupted queue_fail: finish the move. */
 		if (queue_fail(s->queue, &env) == -1)
 			log_warn("%s: cannot move to failed/", id);
@@ -243,7 +278,10 @@ scheduler_add(struct scheduler *s, const char *id)
 	if (tsearch(e, &s->index, sched_cmp) == NULL)
 		fatal("tsearch");
 	s->count++;
-	sched_arm(e, env.next_attempt);
+	if (admission == SCHED_POSTPONED)
+		sched_postpone(e, "cannot load", err);
+	else
+		sched_arm(e, env.next_attempt);
 	envelope_fini(&env);
 }
 
@@ -330,26 +368,108 @@ sched_pump(struct scheduler *s)
 	}
 }
 
+/*
+ * Take the entry's relay lock; 0, or -1 when the entry was rescheduled
+ * or dropped instead.  Never lets an attempt run unlocked.
+ */
+static int
+sched_lock(struct sched_entry *e)
+{
+	struct scheduler	*s = e->sched;
+	char			 err[512];
+	int			 saved_errno;
+
+	if ((e->lockfd = queue_lock(s->queue, e->id)) != -1)
+		return 0;
+	saved_errno = errno;
+	if (saved_errno == EWOULDBLOCK) {
+		/* relayq --delete holds it for a moment. */
+		log_debug("%s locked by another process; retrying", e->id);
+		sched_arm(e, time(NULL) + 1);
+		return -1;
+	}
+	if (!queue_content_error(saved_errno)) {
+		sched_postpone(e, "cannot lock", strerror(saved_errno));
+		return -1;
+	}
+	/* Gone, or not an entry directory: sched_admit says which. */
+	switch (sched_admit(s, e->id, &e->env, err, sizeof(err))) {
+	case SCHED_DROPPED:
+		sched_forget(e);
+		break;
+	case SCHED_POSTPONED:
+		sched_postpone(e, "cannot load", err);
+		break;
+	case SCHED_ADMITTED:
+		sched_postpone(e, "cannot lock", strerror(saved_errno));
+		break;
+	}
+	return -1;
+}
+
+/*
+ * A file of the entry could not be read: a bad file fails the entry, a
+ * local error (EMFILE, ENOMEM, EIO...) postpones it.
+ */
+static void
+sched_unreadable(struct sched_entry *e, const char *file, int errnum)
+{
+	char	 reason[ENVELOPE_REPLY_MAX];
+
+	snprintf(reason, sizeof(reason), "%s unreadable: %s", file,
+	    strerror(errnum));
+	if (queue_content_error(errnum))
+		sched_failed(e, reason);
+	else
+		sched_postpone(e, "cannot load", reason);
+}
+
+/*
+ * A local condition stopped the attempt before anything was sent: try
+ * again after retry-min (doubling while it lasts, up to retry-max),
+ * without counting an attempt or touching the entry on disk.
+ */
+static void
+sched_postpone(struct sched_entry *e, const char *what, const char *why)
+{
+	struct scheduler	*s = e->sched;
+	unsigned		 delay;
+
+	e->postponed++;
+	delay = scheduler_next_delay(e->postponed, s->params.retry_min,
+	    s->params.retry_max);
+	log_warnx("%s postponed next=%us: %s%s%s (a local error; not counted "
+	    "as an attempt)", e->id, delay, what, why[0] != '\0' ? ": " : "",
+	    why);
+	snprintf(s->last_result, sizeof(s->last_result), "%s postponed",
+	    e->id);
+	sched_unlock(e);
+	envelope_fini(&e->env);
+	envelope_init(&e->env);
+	sched_arm(e, time(NULL) + delay);
+}
+
 /* Load the entry and hand it to a relay session. */
 static void
 sched_start(struct sched_entry *e)
 {
 	struct scheduler	*s = e->sched;
 	struct relay_job	 job;
-	char			 reason[ENVELOPE_REPLY_MAX];
+	char			 reason[ENVELOPE_REPLY_MAX], err[512];
 	time_t			 now = time(NULL);
 
 	envelope_fini(&e->env);
 	envelope_init(&e->env);
-	if ((e->lockfd = queue_lock(s->queue, e->id)) == -1 &&
-	    errno == EWOULDBLOCK) {
-		/* relayq --delete holds it for a moment. */
-		log_debug("%s locked by another process; retrying", e->id);
-		sched_arm(e, now + 1);
+	if (sched_lock(e) == -1)
 		return;
-	}
-	if (sched_admit(s, e->id, &e->env) == -1) {
+	switch (sched_admit(s, e->id, &e->env, err, sizeof(err))) {
+	case SCHED_ADMITTED:
+		break;
+	case SCHED_DROPPED:
 		sched_forget(e);
+		return;
+	case SCHED_POSTPONED:
+		sched_postpone(e, "cannot load", err);
 		return;
 	}
 	if (e->env.attempts > 0 &&
@@ -366,24 +486,22 @@ sched_start(struct sched_entry *e)
 	job.rcpt = e->env.rcpt;
 	job.nrcpt = e->env.nrcpt;
 	if (queue_load_cred(s->queue, e->id, &job.cred) == -1) {
-		snprintf(reason, sizeof(reason), "credentials unreadable: %s",
-		    strerror(errno));
-		sched_failed(e, reason);
+		sched_unreadable(e, "credentials", errno);
 		return;
 	}
 	if ((job.msgfd = queue_open_message(s->queue, e->id)) == -1) {
-		snprintf(reason, sizeof(reason), "message.eml unreadable: %s",
-		    strerror(errno));
 		sasl_cred_clear(&job.cred);
-		sched_failed(e, reason);
+		sched_unreadable(e, "message.eml", errno);
 		return;
 	}
 	e->relay = relay_start(&s->params.relay, &job, sched_relay_done_cb, e);
 	sasl_cred_clear(&job.cred);
 	if (e->relay == NULL) {
-		sched_deferred(e, "cannot start a relay session");
+		/* No connection was made: nothing reached the relay. */
+		sched_postpone(e, "cannot start a relay session", "");
 		return;
 	}
+	e->postponed = 0;
 	s->running++;
 }
 
@@ -396,10 +514,21 @@ sched_relay_done_cb(void *arg, enum relay_result result, const char *reply)
 
 	e->relay = NULL;
 	s->running--;
-	if (result != RELAY_OK && sched_deleted(s, e->id)) {
-		sched_forget(e);
-		sched_pump(s);
-		return;
+	if (result != RELAY_OK) {
+		switch (sched_deleted(s, e->id)) {
+		case 1:
+			sched_forget(e);
+			sched_pump(s);
+			return;
+		case -1:
+			/* Not relayed again: the removal is retried. */
+			sched_postpone(e, "cannot remove the entry deleted by "
+			    "request", "");
+			sched_pump(s);
+			return;
+		default:
+			break;
+		}
 	}
 	switch (result) {
 	case RELAY_OK:

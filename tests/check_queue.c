@@ -4,7 +4,9 @@
  * failed write leaves nothing, the tmp/ purge, scan order, envelope
  * updates, remove, fail, quarantine, the refusal of writable directories
  * and the credentials file (gone once an entry is in failed/), the entry
- * check before scheduling, the relay lock and the DELETE marker.
+ * check before scheduling, the relay lock and the DELETE marker; which
+ * errno values mean a bad entry and which a local condition that passes
+ * (out of descriptors: EMFILE from every reader, never EINVAL).
  */
 #include <sys/file.h>
 #include <sys/resource.h>
@@ -856,6 +858,125 @@ START_TEST(test_queue_open_message)
 }
 END_TEST
 
+/* Damage done to an envelope; each must read as bad content, EINVAL. */
+static const struct {
+	const char	*text;		/* replaces the envelope; NULL: id */
+	const char	*err;		/* substring of the message */
+} load_cases[] = {
+	{ "version: 1\nid: x", "line not terminated" },
+	{ "version: 1\ncolour: blue\n", "unknown key" },
+	{ "", "missing key" },
+	{ "version: 1\nversion: 1\n", "duplicate key" },
+	{ NULL, "id: does not match" }
+};
+
+/*
+ * A bad envelope fails with errno EINVAL, whatever errno was before (the
+ * scheduler moves such an entry aside, and only such an entry).
+ */
+START_TEST(test_queue_load_content_errno)
+{
+	struct queue	*q;
+	struct envelope	 env;
+	char		 id[ENVELOPE_ID_MAX], err[512] = "", path[128];
+	FILE		*fp;
+
+	q = open_queue();
+	commit_one(q, id, sizeof(id));
+	if (load_cases[_i].text != NULL) {
+		snprintf(path, sizeof(path), "%s/envelope", id);
+		fp = fopen(qpath("queue", path), "w");
+		ck_assert_ptr_nonnull(fp);
+		fputs(load_cases[_i].text, fp);
+		fclose(fp);
+	} else {
+		ck_assert_int_eq(rename(qpath("queue", id),
+		    qpath("queue", "20000101T000000.000000-00000001")), 0);
+		snprintf(id, sizeof(id), "20000101T000000.000000-00000001");
+	}
+	errno = EMFILE;
+	ck_assert_int_eq(queue_load(q, id, &env, err, sizeof(err)), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert(queue_content_error(errno));
+	ck_assert_msg(strstr(err, load_cases[_i].err) != NULL, "case %d: %s",
+	    _i, err);
+	ck_assert_uint_eq(env.nrcpt, 0);
+	queue_close(q);
+}
+END_TEST
+
+/*
+ * Out of descriptors, every reader of an entry fails with EMFILE (not
+ * EINVAL), which is not a content error; with descriptors back, they all
+ * work on the same, untouched entry.
+ */
+START_TEST(test_queue_out_of_descriptors)
+{
+	struct queue	*q;
+	struct envelope	 env;
+	struct sasl_cred cred;
+	struct rlimit	 old, low;
+	char		 id[ENVELOPE_ID_MAX], err[512] = "";
+	int		 rc[5], errs[5], fd, i;
+
+	q = open_queue();
+	commit_one(q, id, sizeof(id));
+	/* The lowest free descriptor becomes the limit: no open succeeds. */
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)fd;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	errno = 0;
+	rc[0] = queue_check(q, id, err, sizeof(err));
+	errs[0] = errno;
+	rc[1] = queue_load(q, id, &env, err, sizeof(err));
+	errs[1] = errno;
+	rc[2] = queue_load_cred(q, id, &cred);
+	errs[2] = errno;
+	rc[3] = queue_open_message(q, id);
+	errs[3] = errno;
+	rc[4] = queue_lock(q, id);
+	errs[4] = errno;
+	/* Restored before any assertion: Check itself may need a file. */
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	for (i = 0; i < 5; i++) {
+		ck_assert_msg(rc[i] == -1 && errs[i] == EMFILE,
+		    "reader %d: rc %d errno %d", i, rc[i], errs[i]);
+		ck_assert(!queue_content_error(errs[i]));
+	}
+	ck_assert_int_eq(queue_check(q, id, err, sizeof(err)), 0);
+	ck_assert_int_eq(queue_load(q, id, &env, err, sizeof(err)), 0);
+	ck_assert_uint_eq(env.nrcpt, 2);
+	envelope_fini(&env);
+	ck_assert_int_eq(queue_load_cred(q, id, &cred), 0);
+	ck_assert_str_eq(cred.pass, PASS);
+	sasl_cred_clear(&cred);
+	queue_close(q);
+}
+END_TEST
+
+static const struct {
+	int	 errnum;
+	bool	 content;
+} content_cases[] = {
+	{ EINVAL, true }, { ENOENT, true }, { ENOTDIR, true },
+	{ ELOOP, true }, { EISDIR, true },
+	{ EMFILE, false }, { ENFILE, false }, { ENOMEM, false },
+	{ EIO, false }, { EACCES, false }, { EWOULDBLOCK, false },
+	{ ENOSPC, false }, { 0, false }
+};
+
+/* Which errno values move an entry aside. */
+START_TEST(test_queue_content_error)
+{
+	ck_assert_msg(queue_content_error(content_cases[_i].errnum) ==
+	    content_cases[_i].content, "%s", strerror(content_cases[_i].errnum));
+}
+END_TEST
+
 /* The queue suite: its test cases and their fixtures. */
 Suite *
 queue_suite(void)
@@ -893,6 +1014,15 @@ queue_suite(void)
 	    (int)(sizeof(check_cases) / sizeof(check_cases[0])));
 	tcase_add_test(tc, test_queue_lock);
 	tcase_add_test(tc, test_queue_delete_marker);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("errors");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_loop_test(tc, test_queue_load_content_errno, 0,
+	    (int)(sizeof(load_cases) / sizeof(load_cases[0])));
+	tcase_add_test(tc, test_queue_out_of_descriptors);
+	tcase_add_loop_test(tc, test_queue_content_error, 0,
+	    (int)(sizeof(content_cases) / sizeof(content_cases[0])));
 	suite_add_tcase(s, tc);
 	return s;
 }

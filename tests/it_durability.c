@@ -14,12 +14,15 @@
  *	shutdown	SIGTERM with submissions and deliveries in flight
  *	queue_files	corrupt and foreign entries, modes, the refusal of a
  *			writable queue, the max-age give-up and the retry
- *			schedule, relayq --delete's marker while relaying
+ *			schedule, relayq --delete's marker while relaying;
+ *			running out of file descriptors postpones an entry
+ *			without counting an attempt or moving it
  *
  * Each crash test prints its figures (messages submitted, acknowledged,
  * delivered, duplicates) on stderr.
  */
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/file.h>
@@ -1321,6 +1324,82 @@ START_TEST(test_delete_marker_while_relaying)
 }
 END_TEST
 
+/*
+ * Out of file descriptors (relayqd's RLIMIT_NOFILE lowered to 3 with
+ * prlimit, so every open fails with EMFILE): a deferred entry is
+ * postponed, neither counted as an attempt nor moved to failed/; its
+ * envelope and credentials stay as they were, and it is delivered once
+ * descriptors are free again.
+ */
+START_TEST(test_fd_exhaustion)
+{
+	struct harness_proc	*d;
+	struct rlimit		 old, low;
+	char			 id[64], port[16], line[128];
+	char			 envp[PATH_MAX], credp[PATH_MAX];
+	char			*env0, *cred0, *env1, *cred1;
+	const char		*extra[] = { "--port", port, NULL };
+	const char		*needles[] = { line, "moved to failed/", NULL };
+	int			 relay_port, found;
+
+	relay_port = harness_free_port();
+	dur_assert(relay_port > 0, "no free port");
+	d = dur_daemon(NULL, relay_port, NULL);
+	dur_submit("fd-0", 1024, id, sizeof(id));
+	dur_qpath(envp, sizeof(envp), "queue", id, "envelope");
+	dur_qpath(credp, sizeof(credp), "queue", id, "credentials");
+	dur_assert(harness_wait_keyval(envp, "attempts", "1", dur_wait()) == 0,
+	    "the first deferral was not recorded");
+
+	dur_assert(prlimit(d->pid, RLIMIT_NOFILE, NULL, &old) == 0,
+	    "prlimit: %s", strerror(errno));
+	low = old;
+	low.rlim_cur = 3;
+	dur_assert(prlimit(d->pid, RLIMIT_NOFILE, &low, NULL) == 0,
+	    "prlimit: %s", strerror(errno));
+	dur_fmt(line, sizeof(line), "%s postponed", id);
+	found = harness_wait_any(d->log, needles, dur_wait());
+	dur_assert(found == 0, "out of descriptors, %s was %s", id,
+	    found == 1 ? "moved to failed/" : "never postponed");
+	/* From here on nothing can be opened: the files must not change. */
+	env0 = harness_read_file(envp, NULL);
+	cred0 = harness_read_file(credp, NULL);
+	dur_assert(env0 != NULL && cred0 != NULL, "%s: %s", id,
+	    strerror(errno));
+	dur_wait_log(d, line, 2);
+	env1 = harness_read_file(envp, NULL);
+	cred1 = harness_read_file(credp, NULL);
+	dur_assert(env1 != NULL && strcmp(env0, env1) == 0,
+	    "the envelope changed:\n%s\n----\n%s", env0, env1 ? env1 : "");
+	dur_assert(cred1 != NULL && strcmp(cred0, cred1) == 0,
+	    "the credentials changed");
+	free(env1);
+	free(cred0);
+	free(cred1);
+	dur_assert(dur_count("failed") == 0 && dur_count("queue") == 1,
+	    "failed/ holds %d, queue/ %d", dur_count("failed"),
+	    dur_count("queue"));
+	dur_assert(harness_grep_lines(d->log, line, "not counted") >= 2,
+	    "the postponement does not say it is not counted");
+
+	dur_assert(prlimit(d->pid, RLIMIT_NOFILE, &old, NULL) == 0,
+	    "prlimit: %s", strerror(errno));
+	dur_fmt(port, sizeof(port), "%d", relay_port);
+	dur_standin(extra);
+	dur_wait_delivered("fd-0", 1, dur_wait());
+	dur_wait_count("queue", 0, dur_wait());
+	dur_assert(harness_grep(d->log, "moved to failed/") == 0 &&
+	    harness_grep(d->log, "unreadable") == 0,
+	    "the entry was taken for a bad one");
+	dur_assert(strstr(env0, "attempts: 1\n") != NULL, "attempts counted "
+	    "while out of descriptors:\n%s", env0);
+	free(env0);
+	fprintf(stderr, "durability: out of descriptors: postponed %d times, "
+	    "envelope and credentials unchanged, delivered after\n",
+	    harness_grep(d->log, line));
+}
+END_TEST
+
 /* ---- suites ---- */
 
 /* A TCase with the per-test fixture and a long timeout. */
@@ -1384,7 +1463,7 @@ shutdown_suite(void)
 	return s;
 }
 
-/* Corrupt entries, modes, give-up, the DELETE marker. */
+/* Corrupt entries, modes, give-up, the DELETE marker, EMFILE. */
 Suite *
 queue_files_suite(void)
 {
@@ -1395,6 +1474,7 @@ queue_files_suite(void)
 	tcase_add_test(tc, test_permissions);
 	tcase_add_test(tc, test_max_age_gives_up);
 	tcase_add_test(tc, test_delete_marker_while_relaying);
+	tcase_add_test(tc, test_fd_exhaustion);
 	suite_add_tcase(s, tc);
 	return s;
 }
