@@ -588,7 +588,7 @@ queue_admin_flush(const char *path, FILE *out)
 {
 	struct timeval	 tv = { QA_FLUSH_TIMEOUT, 0 };
 	char		 buf[2048];
-	int		 fd, rc = EX_TEMPFAIL;
+	int		 fd, code = -1, rc = EX_TEMPFAIL;
 
 	if ((fd = submit_connect(path)) == -1) {
 		fprintf(stderr, "relayq: cannot connect to %s: %s\n"
@@ -597,10 +597,15 @@ queue_admin_flush(const char *path, FILE *out)
 	}
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (qa_cmd(fd, NULL, buf, sizeof(buf), out) == 220 &&
-	    qa_cmd(fd, "EHLO relayq", buf, sizeof(buf), out) == 250 &&
-	    qa_cmd(fd, "ETRN", buf, sizeof(buf), out) == 250)
+	    qa_cmd(fd, "EHLO relayq", buf, sizeof(buf), out) == 250)
+		code = qa_cmd(fd, "ETRN", buf, sizeof(buf), out);
+	if (code == 250)
 		rc = EX_OK;
-	else
+	else if (code == 530) {
+		fprintf(stderr, "relayq: relayqd takes a flush only from root "
+		    "or its own user\n");
+		rc = EX_NOPERM;
+	} else
 		fprintf(stderr, "relayq: the flush was not accepted\n");
 	(void)qa_cmd(fd, "QUIT", buf, sizeof(buf), out);
 	close(fd);

@@ -46,6 +46,8 @@ Suite	*service_suite(void);
 
 static struct harness	 hh;		/* one per forked test */
 
+static void	svc_public_relayq(char *, size_t);
+
 /* Assert, printing every process log first, and clean up on failure. */
 #define svc_assert(cond, ...) do {					\
 	if (!(cond)) {							\
@@ -599,6 +601,29 @@ START_TEST(test_service_reload)
 }
 END_TEST
 
+/* relayq --flush as a user relayqd takes no ETRN from: 530, status 77. */
+static void
+svc_flush_nobody(void)
+{
+	struct harness_spawn_opts	 o;
+	struct svc_argv			 a;
+	char				 bin[PATH_MAX], *out;
+	int				 status;
+
+	svc_public_relayq(bin, sizeof(bin));
+	memset(&o, 0, sizeof(o));
+	o.listen_fd = -1;
+	o.uid = SVC_NOBODY;
+	memset(&a, 0, sizeof(a));
+	svc_args(&a, bin, "--flush", "--socket", hh.socket,
+	    (const char *)NULL);
+	out = svc_run("relayq", &a, &o, &status);
+	svc_assert(status == 77 && strstr(out, "S: 530 5.7.0") != NULL &&
+	    strstr(out, "only from root or its own user") != NULL,
+	    "flush as nobody: %d %s", status, out);
+	free(out);
+}
+
 /* relayq --flush says ETRN: a message deferred for an hour goes now. */
 START_TEST(test_service_flush)
 {
@@ -634,6 +659,8 @@ START_TEST(test_service_flush)
 	svc_assert(harness_wait_gone(svc_entry(path, sizeof(path), "queue",
 	    id, NULL), harness_scale(HARNESS_WAIT)) == 0, "%s still queued",
 	    id);
+	if (geteuid() == 0)
+		svc_flush_nobody();
 
 	/* Without a daemon: a plain explanation and EX_UNAVAILABLE. */
 	svc_assert(harness_stop(d, SIGTERM, harness_scale(HARNESS_WAIT)) !=
@@ -657,33 +684,42 @@ svc_lines(const char *text)
 	return n;
 }
 
+/* A copy of relayq that any user can run (the test dir becomes 0711). */
+static void
+svc_public_relayq(char *bin, size_t binlen)
+{
+	char	 src[PATH_MAX], *exe;
+	size_t	 len;
+	int	 fd;
+
+	svc_fmt(src, sizeof(src), "%s/relayq", hh.build);
+	svc_fmt(bin, binlen, "%s/pub", hh.dir);
+	svc_assert(chmod(hh.dir, 0711) == 0 && mkdir(bin, 0755) == 0,
+	    "pub dir");
+	svc_fmt(bin, binlen, "%s/pub/relayq", hh.dir);
+	exe = harness_read_file(src, &len);
+	fd = open(bin, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+	svc_assert(exe != NULL && fd != -1 && write_all(fd, exe, len) == 0 &&
+	    close(fd) == 0, "copy relayq");
+	free(exe);
+}
+
 /*
- * relayq --list as a user who cannot read the queue: copy relayq where
- * that user can run it, run it as that user (root) or make the queue
- * unreadable (not root).
+ * relayq --list as a user who cannot read the queue: run it as that
+ * user (root) or make the queue unreadable (not root).
  */
 static void
 svc_list_unreadable(void)
 {
 	struct harness_spawn_opts	 o;
 	struct svc_argv			 a;
-	char				 bin[PATH_MAX], src[PATH_MAX];
-	char				*out, *exe;
-	size_t				 len;
-	int				 status, fd;
+	char				 bin[PATH_MAX];
+	char				*out;
+	int				 status;
 
 	memset(&o, 0, sizeof(o));
 	o.listen_fd = -1;
-	svc_fmt(src, sizeof(src), "%s/relayq", hh.build);
-	svc_fmt(bin, sizeof(bin), "%s/pub", hh.dir);
-	svc_assert(chmod(hh.dir, 0711) == 0 && mkdir(bin, 0755) == 0,
-	    "pub dir");
-	svc_fmt(bin, sizeof(bin), "%s/pub/relayq", hh.dir);
-	exe = harness_read_file(src, &len);
-	fd = open(bin, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
-	svc_assert(exe != NULL && fd != -1 && write_all(fd, exe, len) == 0 &&
-	    close(fd) == 0, "copy relayq");
-	free(exe);
+	svc_public_relayq(bin, sizeof(bin));
 	if (geteuid() == 0)
 		o.uid = SVC_NOBODY;
 	else
