@@ -14,6 +14,11 @@
  * may pass (EMFILE, ENFILE, ENOMEM, EIO, a lock that cannot be taken)
  * postpones the entry instead, without counting an attempt: it never
  * costs the entry its place in queue/ or its credentials.
+ *
+ * A flush (ETRN, SIGUSR1) makes every waiting entry due now, at most once
+ * per retry-min: a flush sooner than that after the last one that took
+ * effect is ignored, so a client repeating ETRN causes at most one extra
+ * relay attempt (a Gmail login) per entry per retry-min.
  */
 #include <sys/queue.h>
 
@@ -58,6 +63,8 @@ struct scheduler {
 	void			*index;		/* tsearch tree by id */
 	size_t			 count;
 	unsigned		 running;
+	bool			 flushed;	/* a flush took effect */
+	struct timespec		 last_flush;	/* CLOCK_MONOTONIC */
 	char			 last_result[256];
 };
 
@@ -299,17 +306,38 @@ scheduler_scan(struct scheduler *s)
 	return queue_scan(s->queue, sched_scan_cb, s);
 }
 
-/* Make every waiting entry due now. */
+/*
+ * Make every waiting entry due now, unless the last flush that did so was
+ * less than retry-min ago: then the flush is ignored (and logged), and
+ * does not push that time back.
+ */
 void
 scheduler_flush(struct scheduler *s)
 {
 	struct sched_entry	*e;
+	struct timespec		 now;
+	long long		 ago;		/* milliseconds */
+	unsigned		 n = 0;
 
+	if (clock_gettime(CLOCK_MONOTONIC, &now) == -1)
+		fatal("clock_gettime");
+	ago = (long long)(now.tv_sec - s->last_flush.tv_sec) * 1000 +
+	    (now.tv_nsec - s->last_flush.tv_nsec) / 1000000;
+	if (s->flushed && ago < (long long)s->params.retry_min * 1000) {
+		log_info("flush ignored: the last one was %lld.%03llds ago, "
+		    "less than retry-min (%us)", ago / 1000, ago % 1000,
+		    s->params.retry_min);
+		return;
+	}
+	s->flushed = true;
+	s->last_flush = now;
 	TAILQ_FOREACH(e, &s->entries, all) {
 		if (e->relay != NULL || e->is_ready)
 			continue;
 		sched_arm(e, 0);
+		n++;
 	}
+	log_info("flush: %u waiting entries due now", n);
 }
 
 /* How many entries are tracked. */

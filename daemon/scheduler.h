@@ -30,7 +30,11 @@ void		 scheduler_free(struct scheduler *);
 void		 scheduler_add(struct scheduler *, const char *id);
 /* Pick up every entry in queue/ not yet tracked.  0 or -1. */
 int		 scheduler_scan(struct scheduler *);
-/* Retry every waiting entry now (ETRN, SIGUSR1). */
+/*
+ * Retry every waiting entry now (ETRN, SIGUSR1), at most once per
+ * retry_min: a flush sooner than that after the last one that took effect
+ * is ignored (logged "flush ignored").
+ */
 void		 scheduler_flush(struct scheduler *);
 size_t		 scheduler_count(const struct scheduler *);
 /* The last outcome, for systemd's STATUS=; "" before the first. */
