@@ -70,6 +70,8 @@ static char		 dur_mnt[PATH_MAX];	/* a mounted tmpfs, or "" */
 
 static void	 dur_dump(void);
 static void	 dur_cleanup(void);
+static void	 dur_fmt(char *, size_t, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
 
 /*
  * Fail the test after printing the logs, stopping the processes,
