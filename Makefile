@@ -24,7 +24,8 @@ ifeq ($(WERROR),1)
 WARNINGS	+= -Werror
 endif
 
-BASE_CFLAGS	= -std=c17 -O2 -g $(WARNINGS)
+# Sections let the linker drop what the small client does not call.
+BASE_CFLAGS	= -std=c17 -O2 -g -ffunction-sections -fdata-sections $(WARNINGS)
 VERSION		= 0.1.0
 BASE_CPPFLAGS	= -DRELAYQ_VERSION=\"$(VERSION)\" -D_GNU_SOURCE -MMD -MP -Icommon
 DEP_CFLAGS	= $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
@@ -166,7 +167,7 @@ $(BUILD)/tests/relayqd-fault: $(FAULT_OBJS) $(LIBCOMMON)
 
 # The client links libc only (DESIGN.md): no OpenSSL, no libevent.
 $(BUILD)/relayq: $(BUILD)/obj/client/relayq.o $(LIBCLIENT) $(LIBCOMMON)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^
+	$(CC) $(ALL_CFLAGS) -Wl,--gc-sections $(LDFLAGS) -o $@ $^
 
 # Unit suites register themselves: every "name_suite(void)" defined at the
 # start of a line in tests/check_*.c is collected here.
