@@ -18,7 +18,10 @@
  * name, and RELAY_AUTH refuses to run unless tls_ok is set.  A reply
  * followed by more bytes ("trailing data") ends the session, since the
  * relay never pipelines; after STARTTLS's 220 that is plaintext injection
- * and nothing of it is ever acted on.
+ * and nothing of it is ever acted on.  The one exception is the reply to
+ * the final dot: once it begins with 2xx the message is delivered, and
+ * nothing that follows (trailing bytes, a broken rest of the reply, EOF,
+ * a timeout) may turn that into a retry that sends it twice.
  *
  * In check-only mode (relayqd --check-relay) the session ends after a
  * successful AUTH with QUIT and RELAY_OK; a transcript callback then
@@ -142,6 +145,7 @@ struct relay {
 	void			*arg;
 	bool			 finishing;
 	bool			 tls_ok;	/* verified TLS is up */
+	bool			 accepted;	/* a 2xx began the EOM reply */
 
 	struct smtp_reply	 reply;
 	struct smtp_ehlo	 ehlo;
@@ -204,7 +208,10 @@ relay_finish(struct relay *r, enum relay_result result, const char *reason)
 /*
  * A local failure on a connection that can no longer be trusted: finish
  * TEMPFAIL at once, sending nothing more.  In RELAY_QUIT the outcome is
- * already decided (a failed QUIT after the 250 still means delivered).
+ * already decided (a failed QUIT after the 250 still means delivered),
+ * and so it is once the reply to the final dot has begun with 2xx:
+ * whatever breaks after that, the server has the message, and sending
+ * it again would deliver it twice.
  */
 static void
 relay_fail(struct relay *r, const char *fmt, ...)
@@ -219,6 +226,12 @@ relay_fail(struct relay *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
+	if (r->state == RELAY_EOM && r->accepted) {
+		log_warnx("%s relay=%s:%s accepted the message, then: %s",
+		    r->id, r->host, r->port, reason);
+		relay_finish(r, RELAY_OK, r->reason);
+		return;
+	}
 	relay_finish(r, RELAY_TEMPFAIL, reason);
 }
 
@@ -715,7 +728,7 @@ relay_enter(struct relay *r, enum relay_state state)
 	}
 }
 
-/* The end-of-data reply: 250 means delivered, whatever QUIT brings. */
+/* The end-of-data reply: 2xx means delivered, whatever QUIT brings. */
 static void
 relay_eom_response(struct relay *r)
 {
@@ -746,6 +759,10 @@ relay_response(struct relay *r)
 {
 	if (r->state == RELAY_QUIT) {
 		relay_finish(r, r->result, r->reason);
+		return;
+	}
+	if (r->state == RELAY_EOM && smtp_reply_class(&r->reply) == 2) {
+		relay_eom_response(r);
 		return;
 	}
 	if (r->reply.code != relay_states[r->state].expect &&
@@ -788,15 +805,41 @@ relay_response(struct relay *r)
 	case RELAY_DATA:
 		relay_enter(r, RELAY_BODY);
 		break;
-	case RELAY_EOM:
-		relay_eom_response(r);
-		break;
 	default:
 		/* No reply is awaited here (expect is 0): never reached. */
 		relay_fail(r, "unexpected reply in %s",
 		    relay_states[r->state].name);
 		break;
 	}
+}
+
+/*
+ * In RELAY_EOM, look at the first line of the reply, complete or not:
+ * one that begins "2xx" means the server took the message, and that is
+ * what the session reports whatever follows (a malformed or over-long
+ * rest, trailing bytes, EOF, a timeout).  r->reason keeps the line.
+ */
+static void
+relay_eom_peek(struct relay *r, struct evbuffer *in)
+{
+	char		 buf[SMTP_REPLY_MAX];
+	ev_ssize_t	 n;
+	size_t		 i;
+
+	if (r->state != RELAY_EOM || r->accepted || r->reply.nlines > 0)
+		return;
+	if ((n = evbuffer_copyout(in, buf, sizeof(buf) - 1)) < 4)
+		return;
+	if (buf[0] != '2' || buf[1] < '0' || buf[1] > '9' || buf[2] < '0' ||
+	    buf[2] > '9' || (buf[3] != ' ' && buf[3] != '-' && buf[3] != '\r'))
+		return;
+	for (i = 0; i < (size_t)n && buf[i] != '\r' && buf[i] != '\n'; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = '?';
+	buf[i] = '\0';
+	r->accepted = true;
+	r->result = RELAY_OK;
+	str_copy(r->reason, buf, sizeof(r->reason));
 }
 
 /*
@@ -829,9 +872,13 @@ relay_read_line(struct relay *r, struct evbuffer *in, size_t len)
 	}
 	smtp_reply_oneline(&r->reply, one, sizeof(one));
 	log_debug("%s relay S: %s", r->id, one);
+	if (r->state == RELAY_EOM && r->accepted)
+		str_copy(r->reason, one, sizeof(r->reason));
 	/*
 	 * The relay never pipelines, so bytes after a reply are an attack;
 	 * after STARTTLS's 220 they are plaintext injection, handled there.
+	 * After a 2xx to the final dot relay_fail reports delivered, and
+	 * drops the connection without QUIT.
 	 */
 	if (evbuffer_get_length(in) != 0 &&
 	    !(r->state == RELAY_STARTTLS && r->reply.code == 220)) {
@@ -852,6 +899,7 @@ relay_read_cb(struct bufferevent *bev, void *arg)
 	size_t			 eol_len;
 
 	for (;;) {
+		relay_eom_peek(r, in);
 		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 		if (eol.pos == -1) {
 			if (evbuffer_get_length(in) >= sizeof(r->line))

@@ -1015,6 +1015,112 @@ START_TEST(test_relay_failed_quit_still_delivered)
 }
 END_TEST
 
+/* Replies to the final dot, and what the session must make of them. */
+static const struct {
+	const char		*name;
+	const char		*reply;
+	enum relay_result	 result;
+	const char		*reason;
+	bool			 quit;		/* the relay said QUIT */
+	int			 timeout;	/* session_timeout, seconds */
+} eom_cases[] = {
+	{ "250, then 421 in the same read",
+	    "250 2.0.0 OK queued\r\n421 4.7.0 closing\r\n",
+	    RELAY_OK, "250 2.0.0 OK queued", false, 5 },
+	{ "250, then a malformed line",
+	    "250 2.0.0 OK queued\r\n\x1b[2Jgarbage\r\n",
+	    RELAY_OK, "250 2.0.0 OK queued", false, 5 },
+	{ "250 continued by a malformed line",
+	    "250-2.0.0 OK queued\r\nnot a reply\r\n",
+	    RELAY_OK, "250-2.0.0 OK queued", false, 5 },
+	{ "250 continued by mixed codes",
+	    "250-2.0.0 OK queued\r\n451 4.3.0 oops\r\n",
+	    RELAY_OK, "250-2.0.0 OK queued", false, 5 },
+	{ "250 continued, then silence",
+	    "250-2.0.0 OK queued\r\n",
+	    RELAY_OK, "250-2.0.0 OK queued", false, 1 },
+	{ "a 2xx other than 250",
+	    "252 2.0.0 taken\r\n",
+	    RELAY_OK, "252 2.0.0 taken", true, 5 },
+	{ "451, then trailing data: still strict",
+	    "451 4.3.0 try later\r\n250 2.0.0 OK\r\n",
+	    RELAY_TEMPFAIL, "end of DATA: trailing data after reply", false,
+	    5 },
+	{ "garbage: nothing says delivered",
+	    "OK, got it\r\n",
+	    RELAY_TEMPFAIL, "end of DATA: malformed reply", false, 5 },
+};
+
+/*
+ * A 2xx to the final dot means delivered whatever follows it: the
+ * message is never sent twice (review finding 3).
+ */
+START_TEST(test_relay_eom_reply)
+{
+	struct peer_step steps[] = {
+		STEPS_TO_AUTH,
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "354 Go ahead\r\n", PEER_DATA },
+		{ eom_cases[_i].reply, PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+	const char	*lines, *name = eom_cases[_i].name;
+	size_t		 len;
+
+	session_timeout = eom_cases[_i].timeout;
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_msg(o.result == eom_cases[_i].result, "%s: result %d (%s)",
+	    name, (int)o.result, o.reason);
+	ck_assert_msg(strcmp(o.reason, eom_cases[_i].reason) == 0,
+	    "%s: reason %s", name, o.reason);
+	lines = peer_lines(&pr);
+	len = strlen(lines);
+	if (eom_cases[_i].quit)
+		ck_assert_msg(len > 10 && strcmp(lines + len - 10,
+		    "DATA\nQUIT\n") == 0, "%s: lines %s", name, lines);
+	else
+		ck_assert_msg(len > 5 && strcmp(lines + len - 5, "DATA\n") == 0,
+		    "%s: lines %s", name, lines);
+	ck_assert_str_eq(peer_data(&pr), "Subject: t\n\nhello\n..\n...x\n");
+	peer_free(&pr);
+}
+END_TEST
+
+/* A 250 to the final dot followed by an over-long line: delivered. */
+START_TEST(test_relay_eom_reply_then_long_line)
+{
+	struct peer_step steps[] = {
+		STEPS_TO_AUTH,
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "354 Go ahead\r\n", PEER_DATA },
+		{ NULL, PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+	char		*reply;
+
+	/* "250-" and 3000 bytes without an end: too long for any line. */
+	reply = xcalloc(1, 4000);
+	memcpy(reply, "250-2.0.0 OK queued\r\n250-", 26);
+	memset(reply + 26, 'x', 3000);
+	steps[nitems(steps) - 2].reply = reply;
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_OK);
+	ck_assert_str_eq(o.reason, "250-2.0.0 OK queued");
+	peer_free(&pr);
+	free(reply);
+}
+END_TEST
+
 Suite *
 relay_suite(void)
 {
@@ -1055,6 +1161,8 @@ relay_suite(void)
 	tcase_add_test(tc, test_relay_quota_at_data_defers);
 	tcase_add_test(tc, test_relay_connection_lost_in_data);
 	tcase_add_test(tc, test_relay_failed_quit_still_delivered);
+	tcase_add_loop_test(tc, test_relay_eom_reply, 0, (int)nitems(eom_cases));
+	tcase_add_test(tc, test_relay_eom_reply_then_long_line);
 	suite_add_tcase(s, tc);
 	return s;
 }
