@@ -223,6 +223,14 @@ demo: deps
 	$(MAKE) all $(BUILD)/tests/standin certs
 	sh tests/demo.sh $(BUILD)
 
+# The installed units under a real systemd (systemd-nspawn -b on a cached
+# debootstrap rootfs); root, Debian systemd-container and debootstrap.
+# Not part of check.
+.PHONY: systemd-test
+systemd-test: deps
+	$(MAKE) all $(BUILD)/tests/standin certs
+	sh tests/systemd_boot.sh "$(MAKE)" $(BUILD)
+
 # Measures only (no assertions); BENCH_FLAGS=--quick for a short run.
 bench: deps
 	$(MAKE) all $(BUILD)/tests/bench $(BUILD)/tests/standin certs

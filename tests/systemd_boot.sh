@@ -98,7 +98,7 @@ wait_until() {
 
 # --- prerequisites -----------------------------------------------------
 
-[ "$(id -u)" = 0 ] || { say "SKIPPED: needs root"; exit 77; }
+[ "$(id -u)" = 0 ] || { say "needs root (systemd-nspawn, debootstrap)" >&2; exit 1; }
 for c in debootstrap systemd-nspawn nsenter timeout; do
 	command -v "$c" >/dev/null 2>&1 || {
 		say "$c not found: apt-get install systemd-container debootstrap" >&2
