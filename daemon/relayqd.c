@@ -83,14 +83,13 @@ relayqd_queued_cb(void *arg, const char *id)
 	relayqd_status(d);
 }
 
-/* ETRN: retry the whole queue now. */
+/* ETRN, SIGUSR1: retry the whole queue now (the scheduler may refuse). */
 static void
 relayqd_flush_cb(void *arg)
 {
 	struct relayqd	*d = arg;
 
-	log_info("flush requested: retrying %zu queued messages",
-	    scheduler_count(d->sched));
+	log_info("flush requested queued=%zu", scheduler_count(d->sched));
 	scheduler_flush(d->sched);
 }
 
