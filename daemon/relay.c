@@ -482,6 +482,14 @@ relay_tls_start(struct relay *r)
 	/* The filter owns the plain bev's reading from here on. */
 	bufferevent_set_timeouts(r->bev, NULL, NULL);
 	bufferevent_setwatermark(r->bev, EV_READ, 0, 0);
+	/*
+	 * The filter encrypts into the plain bev's output only up to that
+	 * bev's high write watermark; without one, every body byte the
+	 * relay queues goes through at once and the whole message piles up
+	 * below the filter.  The low one refills before the socket idles.
+	 */
+	bufferevent_setwatermark(r->bev, EV_WRITE, RELAY_OBUF_MAX / 2,
+	    RELAY_OBUF_MAX);
 	ERR_clear_error();
 	if ((ssl = tls_client_new(r->ssl_ctx, r->host, err,
 	    sizeof(err))) == NULL) {

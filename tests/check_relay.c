@@ -49,6 +49,7 @@ enum peer_action {
 	PEER_REPLY,		/* send the reply */
 	PEER_STARTTLS,		/* send the reply, then accept TLS */
 	PEER_DATA,		/* send the reply, then collect DATA lines */
+	PEER_DATA_STALL,	/* send the reply, then read no more */
 	PEER_CLOSE		/* close without a reply */
 };
 
@@ -66,6 +67,7 @@ struct peer {
 	size_t			 next;
 	bool			 in_data;
 	bool			 closed;
+	bool			 stalled;	/* reads no more */
 	struct evbuffer		*lines;	/* command lines, '\n'-terminated */
 	struct evbuffer		*data;	/* DATA lines, '\n'-terminated */
 };
@@ -77,6 +79,7 @@ struct outcome {
 };
 
 static int	 session_timeout = 5;
+static off_t	 session_msg_read;	/* how far the relay read the .eml */
 static SSL_CTX	*tls_cctx;	/* trusts the test certificate, or NULL */
 static SSL_CTX	*tls_sctx;	/* serves it */
 
@@ -133,6 +136,10 @@ peer_step(struct peer *p)
 		peer_tls(p);
 	else if (s->action == PEER_DATA)
 		p->in_data = true;
+	else if (s->action == PEER_DATA_STALL) {
+		bufferevent_disable(p->bev, EV_READ);
+		p->stalled = true;
+	}
 }
 
 /* Record each CRLF line and answer commands from the script. */
@@ -239,8 +246,8 @@ run_until_done(struct event_base *base, struct outcome *o, struct peer *pr)
 	tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
 	event_add(tick, &tv);
 	deadline = time(NULL) + RUN_SECONDS;
-	while ((o->calls == 0 || (pr != NULL && !pr->closed)) &&
-	    time(NULL) < deadline)
+	while ((o->calls == 0 || (pr != NULL && !pr->closed &&
+	    !pr->stalled)) && time(NULL) < deadline)
 		event_base_loop(base, EVLOOP_ONCE);
 	event_free(tick);
 }
@@ -261,7 +268,7 @@ session(const struct peer_step *steps, size_t nsteps, const char *host,
 	struct relay		*r;
 	SSL_CTX			*cctx;
 	char			 err[256];
-	int			 sv[2];
+	int			 sv[2], msgdup;
 
 	base = event_base_new();
 	ck_assert_ptr_nonnull(base);
@@ -297,14 +304,22 @@ session(const struct peer_step *steps, size_t nsteps, const char *host,
 	setup_job(&p, &job, base, cctx, sv[0], body);
 	p.host = host;
 	p.tls = mode;
+	/* A second descriptor on the .eml tells how far the relay read. */
+	msgdup = dup(job.msgfd);
+	ck_assert_int_ne(msgdup, -1);
 	r = relay_start(&p, &job, outcome_done_cb, o);
 	ck_assert_ptr_nonnull(r);
 	/* The relay took the descriptor and wiped the caller's credential. */
 	ck_assert_int_eq(job.msgfd, -1);
 	ck_assert_str_eq(job.cred.pass, "");
 	run_until_done(base, o, pr);
+	session_msg_read = lseek(msgdup, 0, SEEK_CUR);
+	close(msgdup);
 	ck_assert_int_eq(o->calls, 1);
-	ck_assert_msg(pr->closed, "the relay left the connection open");
+	ck_assert_msg(pr->closed || pr->stalled,
+	    "the relay left the connection open");
+	if (pr->stalled && !pr->closed)
+		peer_close(pr);
 	SSL_CTX_free(cctx);
 	if (pr->ctx != NULL)
 		SSL_CTX_free(pr->ctx);
@@ -1121,6 +1136,39 @@ START_TEST(test_relay_eom_reply_then_long_line)
 }
 END_TEST
 
+/*
+ * A server that stops reading in the middle of the body: the relay holds
+ * a bounded window of it (the filter's output and the plain output below
+ * it), reads no further into the message, and times out.
+ */
+START_TEST(test_relay_body_bounded_below_tls)
+{
+	static const struct peer_step steps[] = {
+		STEPS_TO_AUTH,
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "354 Go ahead\r\n", PEER_DATA_STALL },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+	char		*body;
+
+	/* About 4 MB; the socket pair holds a few hundred KB. */
+	body = body_make(120000);
+	session_timeout = 1;
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, body, &pr,
+	    &o);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_str_eq(o.reason, "timeout sending DATA");
+	ck_assert_msg(session_msg_read > 0 &&
+	    session_msg_read < (off_t)(1024 * 1024), "read %lld of %zu bytes",
+	    (long long)session_msg_read, strlen(body));
+	peer_free(&pr);
+	free(body);
+}
+END_TEST
+
 Suite *
 relay_suite(void)
 {
@@ -1163,6 +1211,7 @@ relay_suite(void)
 	tcase_add_test(tc, test_relay_failed_quit_still_delivered);
 	tcase_add_loop_test(tc, test_relay_eom_reply, 0, (int)nitems(eom_cases));
 	tcase_add_test(tc, test_relay_eom_reply_then_long_line);
+	tcase_add_test(tc, test_relay_body_bounded_below_tls);
 	suite_add_tcase(s, tc);
 	return s;
 }
