@@ -736,6 +736,32 @@ relay_enter(struct relay *r, enum relay_state state)
 	}
 }
 
+/*
+ * A reply while the body is still going out: the server takes no more of
+ * it.  Stop sending and hang up without QUIT, which would now be part of
+ * the message.  A 4xx or 5xx is judged as at any other step, so Gmail's
+ * final "552 5.3.4" (too big) fails the message and its temporary 5xx
+ * defer it; anything else is no verdict on the message: defer.
+ */
+static void
+relay_body_response(struct relay *r)
+{
+	char			 one[SMTP_REPLY_MAX + 8];
+	char			 reason[RELAY_REASON_MAX];
+	enum relay_result	 result;
+	int			 class;
+
+	smtp_reply_oneline(&r->reply, one, sizeof(one));
+	class = smtp_reply_class(&r->reply);
+	if (class == 4 || class == 5)
+		result = relay_policy_classify(&r->reply);
+	else
+		result = RELAY_TEMPFAIL;
+	snprintf(reason, sizeof(reason), "reply before end of DATA: %s", one);
+	log_warnx("%s relay=%s:%s %s", r->id, r->host, r->port, reason);
+	relay_finish(r, result, reason);
+}
+
 /* The end-of-data reply: 2xx means delivered, whatever QUIT brings. */
 static void
 relay_eom_response(struct relay *r)
@@ -771,6 +797,10 @@ relay_response(struct relay *r)
 	}
 	if (r->state == RELAY_EOM && smtp_reply_class(&r->reply) == 2) {
 		relay_eom_response(r);
+		return;
+	}
+	if (r->state == RELAY_BODY) {
+		relay_body_response(r);
 		return;
 	}
 	if (r->reply.code != relay_states[r->state].expect &&
@@ -886,9 +916,10 @@ relay_read_line(struct relay *r, struct evbuffer *in, size_t len)
 	 * The relay never pipelines, so bytes after a reply are an attack;
 	 * after STARTTLS's 220 they are plaintext injection, handled there.
 	 * After a 2xx to the final dot relay_fail reports delivered, and
-	 * drops the connection without QUIT.
+	 * drops the connection without QUIT.  A reply in the middle of the
+	 * body is judged as it is, since the session hangs up on it anyway.
 	 */
-	if (evbuffer_get_length(in) != 0 &&
+	if (evbuffer_get_length(in) != 0 && r->state != RELAY_BODY &&
 	    !(r->state == RELAY_STARTTLS && r->reply.code == 220)) {
 		relay_fail(r, "%s: trailing data after reply", r->cmd);
 		return false;

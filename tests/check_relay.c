@@ -49,6 +49,8 @@ enum peer_action {
 	PEER_REPLY,		/* send the reply */
 	PEER_STARTTLS,		/* send the reply, then accept TLS */
 	PEER_DATA,		/* send the reply, then collect DATA lines */
+	PEER_DATA_EARLY,	/* the same, but answer the first DATA line
+				   with the next step */
 	PEER_DATA_STALL,	/* send the reply, then read no more */
 	PEER_CLOSE		/* close without a reply */
 };
@@ -66,6 +68,7 @@ struct peer {
 	size_t			 nsteps;
 	size_t			 next;
 	bool			 in_data;
+	bool			 early;	/* answer the next DATA line */
 	bool			 closed;
 	bool			 stalled;	/* reads no more */
 	struct evbuffer		*lines;	/* command lines, '\n'-terminated */
@@ -136,6 +139,8 @@ peer_step(struct peer *p)
 		peer_tls(p);
 	else if (s->action == PEER_DATA)
 		p->in_data = true;
+	else if (s->action == PEER_DATA_EARLY)
+		p->in_data = p->early = true;
 	else if (s->action == PEER_DATA_STALL) {
 		bufferevent_disable(p->bev, EV_READ);
 		p->stalled = true;
@@ -157,9 +162,13 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 		if (p->in_data && strcmp(line, ".") == 0) {
 			p->in_data = false;
 			peer_step(p);
-		} else if (p->in_data)
+		} else if (p->in_data) {
 			evbuffer_add_printf(p->data, "%s\n", line);
-		else {
+			if (p->early) {
+				p->early = false;
+				peer_step(p);
+			}
+		} else {
 			evbuffer_add_printf(p->lines, "%s\n", line);
 			peer_step(p);
 		}
@@ -1169,6 +1178,67 @@ START_TEST(test_relay_body_bounded_below_tls)
 }
 END_TEST
 
+/* Replies that arrive while the body streams, and their verdicts. */
+static const struct {
+	const char		*reply;
+	enum relay_result	 result;
+} early_cases[] = {
+	{ "552 5.3.4 Your message exceeded Google's message size limits.",
+	    RELAY_PERMFAIL },
+	{ "550 5.4.5 Daily user sending quota exceeded.", RELAY_TEMPFAIL },
+	{ "451 4.3.0 Mail server temporarily rejected message.",
+	    RELAY_TEMPFAIL },
+	{ "250 2.0.0 OK", RELAY_TEMPFAIL },
+	{ "354 Go ahead", RELAY_TEMPFAIL },
+};
+
+/*
+ * A reply in the middle of the body stops it, and the relay hangs up
+ * without QUIT: nothing of a command lands in the message (review
+ * finding 7).
+ */
+START_TEST(test_relay_reply_during_body)
+{
+	struct peer_step steps[] = {
+		STEPS_TO_AUTH,
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "354 Go ahead\r\n", PEER_DATA_EARLY },
+		{ NULL, PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+	const char	*lines, *data;
+	char		 reply[256], want[512];
+	char		*body;
+	size_t		 len;
+
+	snprintf(reply, sizeof(reply), "%s\r\n", early_cases[_i].reply);
+	steps[nitems(steps) - 2].reply = reply;
+	/* About 2 MB: far more than the socket and the output window hold. */
+	body = body_make(60000);
+	session_timeout = 2;
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, body, &pr,
+	    &o);
+	ck_assert_int_eq(o.result, early_cases[_i].result);
+	snprintf(want, sizeof(want), "reply before end of DATA: %s",
+	    early_cases[_i].reply);
+	ck_assert_str_eq(o.reason, want);
+	lines = peer_lines(&pr);
+	len = strlen(lines);
+	ck_assert_msg(len > 5 && strcmp(lines + len - 5, "DATA\n") == 0,
+	    "lines: %s", lines);
+	data = peer_data(&pr);
+	ck_assert_ptr_null(strstr(data, "QUIT"));
+	/* The relay stopped: most of the body was never sent. */
+	ck_assert_uint_lt(strlen(data), strlen(body) / 2);
+	peer_free(&pr);
+	free(body);
+}
+END_TEST
+
 Suite *
 relay_suite(void)
 {
@@ -1211,6 +1281,8 @@ relay_suite(void)
 	tcase_add_test(tc, test_relay_failed_quit_still_delivered);
 	tcase_add_loop_test(tc, test_relay_eom_reply, 0, (int)nitems(eom_cases));
 	tcase_add_test(tc, test_relay_eom_reply_then_long_line);
+	tcase_add_loop_test(tc, test_relay_reply_during_body, 0,
+	    (int)nitems(early_cases));
 	tcase_add_test(tc, test_relay_body_bounded_below_tls);
 	suite_add_tcase(s, tc);
 	return s;
