@@ -261,18 +261,28 @@ relay_set_timeouts(struct relay *r)
 		bufferevent_set_timeouts(r->bev, &tv, &tv);
 }
 
-/* Show one line of the dialogue to the transcript callback, if any. */
+/*
+ * Show one line of the dialogue to the transcript callback, if any.  The
+ * line goes to a terminal (relayqd --check-relay), so a server's control
+ * bytes (ESC sequences, C1 controls, DEL) and any non-ASCII byte become
+ * '?': what the server says cannot drive the terminal.
+ */
 static void
 relay_show(struct relay *r, const char *dir, const char *fmt, ...)
 {
 	char	 line[SMTP_REPLY_LINE_MAX + 64];
 	va_list	 ap;
+	size_t	 i;
 
 	if (r->transcript == NULL)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	for (i = 0; line[i] != '\0'; i++)
+		if ((unsigned char)line[i] < 0x20 ||
+		    (unsigned char)line[i] > 0x7e)
+			line[i] = '?';
 	r->transcript(r->transcript_arg, dir, line);
 }
 

@@ -83,6 +83,7 @@ struct outcome {
 
 static int	 session_timeout = 5;
 static off_t	 session_msg_read;	/* how far the relay read the .eml */
+static struct evbuffer *session_transcript;	/* unless NULL, "dir: line\n" */
 static SSL_CTX	*tls_cctx;	/* trusts the test certificate, or NULL */
 static SSL_CTX	*tls_sctx;	/* serves it */
 
@@ -196,6 +197,13 @@ outcome_done_cb(void *arg, enum relay_result result, const char *reason)
 	o->calls++;
 	o->result = result;
 	str_copy(o->reason, reason, sizeof(o->reason));
+}
+
+/* The transcript callback: one "dir: line" per call. */
+static void
+transcript_cb(void *arg, const char *dir, const char *line)
+{
+	evbuffer_add_printf(arg, "%s: %s\n", dir, line);
 }
 
 /* A persistent timer, so EVLOOP_ONCE wakes up to check the clock. */
@@ -313,6 +321,10 @@ session(const struct peer_step *steps, size_t nsteps, const char *host,
 	setup_job(&p, &job, base, cctx, sv[0], body);
 	p.host = host;
 	p.tls = mode;
+	if (session_transcript != NULL) {
+		p.transcript = transcript_cb;
+		p.transcript_arg = session_transcript;
+	}
 	/* A second descriptor on the .eml tells how far the relay read. */
 	msgdup = dup(job.msgfd);
 	ck_assert_int_ne(msgdup, -1);
@@ -500,6 +512,47 @@ START_TEST(test_relay_starttls_rejected_5xx_defers)
 	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
 	ck_assert_str_eq(o.reason, "STARTTLS: 502 5.5.1 Unrecognized command.");
 	ck_assert_str_eq(peer_lines(&pr), "EHLO " HELO "\nSTARTTLS\nQUIT\n");
+	peer_free(&pr);
+}
+END_TEST
+
+/*
+ * The --check-relay transcript shows a hostile server's lines with every
+ * control or non-ASCII byte as '?' (review finding 12).
+ */
+START_TEST(test_relay_transcript_sanitised)
+{
+	static const struct peer_step steps[] = {
+		{ "220 " HOST " \x1b]0;owned\x07 ESMTP\x1b[2J\x7f\x9b" "1m\r\n",
+		    PEER_REPLY },
+		{ "250-" HOST " \x1b[31mred\r\n250 AUTH PLAIN\x08\x08\r\n",
+		    PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+	const char	*t;
+	size_t		 i, len;
+
+	session_transcript = evbuffer_new();
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	evbuffer_add(session_transcript, "", 1);
+	len = evbuffer_get_length(session_transcript) - 1;
+	t = (const char *)evbuffer_pullup(session_transcript, -1);
+	ck_assert_str_eq(t, "*: connected to " HOST ":587\n"
+	    "S: 220 " HOST " ?]0;owned? ESMTP?[2J??1m\n"
+	    "C: EHLO " HELO "\n"
+	    "S: 250-" HOST " ?[31mred\n"
+	    "S: 250 AUTH PLAIN??\n"
+	    "C: QUIT\n"
+	    "S: 221 2.0.0 closing connection\n");
+	for (i = 0; i < len; i++)
+		ck_assert_msg(t[i] == '\n' || (t[i] >= 0x20 && t[i] < 0x7f),
+		    "byte %zu is 0x%02x", i, (unsigned char)t[i]);
+	evbuffer_free(session_transcript);
+	session_transcript = NULL;
 	peer_free(&pr);
 }
 END_TEST
@@ -1255,6 +1308,7 @@ relay_suite(void)
 	tcase_add_test(tc, test_relay_starttls_refused);
 	tcase_add_test(tc, test_relay_starttls_rejected_5xx_defers);
 	tcase_add_test(tc, test_relay_trailing_data);
+	tcase_add_test(tc, test_relay_transcript_sanitised);
 	tcase_add_test(tc, test_relay_malformed_reply);
 	tcase_add_test(tc, test_relay_banner_timeout);
 	suite_add_tcase(s, tc);
