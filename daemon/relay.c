@@ -32,7 +32,11 @@
  * through RELAY_QUIT first, so the server sees a polite QUIT.
  */
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -381,10 +385,30 @@ relay_reply_fail(struct relay *r)
 	relay_quit(r, result, reason);
 }
 
+/*
+ * The relay writes a command and waits for its reply, so Nagle's
+ * algorithm only holds back the second small segment of a command (a TLS
+ * record split, the AUTH line) until the server's delayed ACK, about
+ * 40 ms a step.  Turn it off.  A Unix socket (the tests' fd) has no such
+ * option: that failure is expected.
+ */
+static void
+relay_nodelay(struct relay *r)
+{
+	int	 fd, one = 1;
+
+	if ((fd = bufferevent_getfd(r->bev)) == -1)
+		return;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 &&
+	    errno != EOPNOTSUPP && errno != ENOTSUP && errno != ENOPROTOOPT)
+		log_warn("%s relay: TCP_NODELAY", r->id);
+}
+
 /* BEV_EVENT_CONNECTED on the TCP connection. */
 static void
 relay_connected(struct relay *r)
 {
+	relay_nodelay(r);
 	log_debug("%s relay connected to %s:%s", r->id, r->host, r->port);
 	relay_show(r, "*", "connected to %s:%s", r->host, r->port);
 	if (r->tls == RELAY_TLS_IMPLICIT)

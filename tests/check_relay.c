@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -694,6 +695,97 @@ START_TEST(test_relay_connect_refused)
 }
 END_TEST
 
+/* The descriptor of this process whose local address is sin, or -1. */
+static int
+fd_bound_to(const struct sockaddr_in *sin)
+{
+	struct sockaddr_in	 a;
+	socklen_t		 alen;
+	int			 fd;
+
+	for (fd = 0; fd < 1024; fd++) {
+		alen = sizeof(a);
+		if (getsockname(fd, (struct sockaddr *)&a, &alen) == 0 &&
+		    a.sin_family == AF_INET && a.sin_port == sin->sin_port &&
+		    a.sin_addr.s_addr == sin->sin_addr.s_addr)
+			return fd;
+	}
+	return -1;
+}
+
+/*
+ * Once connected over TCP the relay's socket has TCP_NODELAY: a command
+ * never waits for the server's delayed ACK (issue 7: ~42 ms a session).
+ * Nagle itself is not timed here; the socket option is what is checked.
+ */
+START_TEST(test_relay_tcp_nodelay)
+{
+	struct relay_params	 p;
+	struct relay_job	 job;
+	struct sockaddr_in	 sin, peer;
+	struct timeval		 tv = { 0, 20000 };
+	struct event_base	*base;
+	struct event		*tick;
+	struct outcome		 o;
+	struct relay		*r;
+	socklen_t		 slen = sizeof(sin);
+	SSL_CTX			*cctx;
+	char			 port[16], err[256];
+	int			 ls, s, fd, one, i;
+
+	ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(ls, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(ls, 1), 0);
+	ck_assert_int_eq(getsockname(ls, (struct sockaddr *)&sin, &slen), 0);
+	snprintf(port, sizeof(port), "%u", (unsigned)ntohs(sin.sin_port));
+
+	base = event_base_new();
+	cctx = tls_client_ctx(NULL, err, sizeof(err));
+	ck_assert_ptr_nonnull(cctx);
+	memset(&o, 0, sizeof(o));
+	session_transcript = evbuffer_new();
+	setup_job(&p, &job, base, cctx, -1, BODY_SHORT);
+	p.host = "127.0.0.1";
+	p.port = port;
+	p.transcript = transcript_cb;
+	p.transcript_arg = session_transcript;
+	r = relay_start(&p, &job, outcome_done_cb, &o);
+	ck_assert_ptr_nonnull(r);
+	/* The relay says "* connected" once its connect completed. */
+	tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+	event_add(tick, &tv);
+	for (i = 0; i < 250 && evbuffer_get_length(session_transcript) == 0;
+	    i++)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(tick);
+	ck_assert_uint_gt(evbuffer_get_length(session_transcript), 0);
+	ck_assert_int_eq(o.calls, 0);
+	slen = sizeof(peer);
+	s = accept(ls, (struct sockaddr *)&peer, &slen);
+	ck_assert_int_ne(s, -1);
+	/* The relay's end is the socket bound to the accepted peer address. */
+	fd = fd_bound_to(&peer);
+	ck_assert_int_ne(fd, -1);
+	one = 0;
+	slen = sizeof(one);
+	ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+	    &slen), 0);
+	ck_assert_int_eq(one, 1);
+	relay_cancel(r);
+	for (i = 0; i < 10; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	close(s);
+	close(ls);
+	evbuffer_free(session_transcript);
+	session_transcript = NULL;
+	SSL_CTX_free(cctx);
+	event_base_free(base);
+}
+END_TEST
+
 /* A nameserver that answers every query with NXDOMAIN. */
 static void
 nxdomain_cb(evutil_socket_t fd, short what, void *arg)
@@ -1317,6 +1409,7 @@ relay_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_checked_fixture(tc, log_setup, NULL);
 	tcase_add_test(tc, test_relay_connect_refused);
+	tcase_add_test(tc, test_relay_tcp_nodelay);
 	tcase_add_test(tc, test_relay_cancel);
 	tcase_add_test(tc, test_relay_dns_failure);
 	suite_add_tcase(s, tc);
