@@ -22,11 +22,12 @@ suite=bookworm
 variant=minbase
 mirror=${RELAYQ_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 pkgs="systemd libssl3 libevent-2.1-7 libevent-core-2.1-7 libevent-openssl-2.1-7"
-machine=relayqtest
+machine=relayqtest-$$
 password=abcdefghijklmnop
 standin_port=2587
 
 t0=$(date +%s.%N)
+timeout_pid=
 nspawn_pid=
 ct_pid=
 run=
@@ -46,7 +47,7 @@ in_ct() {
 # fail MSG: keep the evidence (journal, console) and stop; the trap cleans up.
 fail() {
 	say "FAILED: $*" >&2
-	if [ -n "$ct_pid" ] && kill -0 "$ct_pid" 2>/dev/null; then
+	if [ -n "$ct_pid" ] && alive "$ct_pid"; then
 		in_ct journalctl -b --no-pager >"$run/journal.txt" 2>&1 || :
 		say "container journal: $run/journal.txt" >&2
 		in_ct journalctl -b --no-pager -u relayqd -u relayqd.socket \
@@ -57,19 +58,27 @@ fail() {
 	exit 1
 }
 
+# alive PID: the process exists and is not a zombie.
+alive() {
+	[ -r "/proc/$1/stat" ] &&
+	    [ "$(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
 # cleanup: power the container off (nspawn turns SIGTERM into an orderly
-# shutdown of PID 1), bounded; then remove this run's rootfs on success.
+# shutdown of PID 1; timeout passes SIGTERM on to nspawn), bounded; then
+# remove this run's rootfs on success.
 cleanup() {
 	rc=$?
-	if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
-		kill -TERM "$nspawn_pid" 2>/dev/null || :
+	p=${nspawn_pid:-$timeout_pid}
+	if [ -n "$p" ] && alive "$p"; then
+		kill -TERM "$p" 2>/dev/null || :
 		i=0
-		while kill -0 "$nspawn_pid" 2>/dev/null && [ $i -lt 100 ]; do
+		while alive "$p" && [ $i -lt 100 ]; do
 			i=$((i + 1)); sleep 0.2
 		done
-		if kill -0 "$nspawn_pid" 2>/dev/null; then
+		if alive "$p"; then
 			say "container did not power off in 20 s; killing it" >&2
-			kill -KILL "$nspawn_pid" 2>/dev/null || :
+			kill -KILL "$p" 2>/dev/null || :
 			sleep 1
 		fi
 	fi
@@ -183,7 +192,7 @@ i=0
 while [ -z "$ct_pid" ]; do
 	i=$((i + 1))
 	[ $i -gt 150 ] && fail "no container init after 30 s (see $run/console.log)"
-	kill -0 "$timeout_pid" 2>/dev/null ||
+	alive "$timeout_pid" ||
 		fail "systemd-nspawn exited: $(tail -5 "$run/console.log")"
 	[ -z "$nspawn_pid" ] &&
 	    nspawn_pid=$(cat /proc/$timeout_pid/task/*/children 2>/dev/null |
@@ -218,7 +227,7 @@ sp=$(in_ct stat -c '%a %U %G' /var/spool/relayq)
 [ "$sp" = "700 relayq relayq" ] || fail "/var/spool/relayq is $sp"
 ok "sysusers made relayq ($uid:$gid), tmpfiles /var/spool/relayq $sp"
 
-in_ct systemctl daemon-reload
+in_ct systemctl daemon-reload || fail "systemctl daemon-reload"
 in_ct systemctl enable --now relayqd.socket >/dev/null 2>&1 ||
 	fail "systemctl enable --now relayqd.socket"
 [ "$(in_ct systemctl is-active relayqd.socket)" = active ] ||
@@ -344,7 +353,7 @@ ExecStart=
 ExecStart=/usr/local/sbin/relayqd --foreground --relay localhost:$standin_port --ca-file /etc/relayq/test-ca.pem
 WatchdogSec=2s
 EOF
-in_ct systemctl daemon-reload
+in_ct systemctl daemon-reload || fail "systemctl daemon-reload"
 in_ct systemctl restart relayqd.service || fail "restart with the drop-in"
 id3=$(submit) || fail "relayq: $(cat "$run/submit.out")"
 [ -n "$id3" ] || fail "no queue ID for the third message"
