@@ -174,7 +174,124 @@ dur_teardown(void)
 	dur_cleanup();
 }
 
-/* Print the tail of each process log and the stand-in's events.log. */
+/*
+ * Print every line of the process logs that moves an entry to failed/
+ * (a quarantine, an unreadable entry, a permanent failure), which the
+ * tails may have cut off.
+ */
+static void
+dur_grep_failures(void)
+{
+	static const char *const needles[] = {
+		"quarantined", "unreadable", " failed from=", "gave up",
+		"cannot move to failed/"
+	};
+	char	*text, *line, *next;
+	size_t	 i, k;
+
+	for (i = 0; i < dur.nprocs; i++) {
+		if ((text = harness_read_file(dur.procs[i].log, NULL)) == NULL)
+			continue;
+		for (line = text; line != NULL && *line != '\0'; line = next) {
+			if ((next = strchr(line, '\n')) != NULL)
+				*next++ = '\0';
+			for (k = 0; k < nitems(needles); k++) {
+				if (strstr(line, needles[k]) != NULL) {
+					fprintf(stderr, "%s: %s\n",
+					    dur.procs[i].log, line);
+					break;
+				}
+			}
+		}
+		free(text);
+	}
+}
+
+/*
+ * Print what put each entry in failed/ there: its REASON (a quarantine)
+ * and its envelope (state and last-reply; the credentials are gone).
+ */
+static void
+dur_dump_failed(void)
+{
+	static const char *const files[] = { "REASON", "envelope" };
+	DIR		*d;
+	struct dirent	*de;
+	char		 path[PATH_MAX];
+	char		*text;
+	size_t		 i;
+	int		 n;
+
+	n = snprintf(path, sizeof(path), "%s/failed", dur.queue);
+	if (n < 0 || (size_t)n >= sizeof(path) || (d = opendir(path)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		fprintf(stderr, "---- failed/%s ----\n", de->d_name);
+		for (i = 0; i < nitems(files); i++) {
+			n = snprintf(path, sizeof(path), "%s/failed/%s/%s",
+			    dur.queue, de->d_name, files[i]);
+			if (n < 0 || (size_t)n >= sizeof(path))
+				continue;
+			text = harness_read_file(path, NULL);
+			fprintf(stderr, "%s: %s\n", files[i],
+			    text != NULL ? text : "(none)\n");
+			free(text);
+		}
+	}
+	closedir(d);
+	dur_grep_failures();
+}
+
+/*
+ * One line on the first entry of failed/ for a failure message: its ID
+ * and REASON, else the last-reply of its envelope.
+ */
+static const char *
+dur_failed_why(char *buf, size_t len)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		 path[PATH_MAX], *text = NULL, *p, *eol;
+	int		 n;
+
+	snprintf(buf, len, "(no entry)");
+	n = snprintf(path, sizeof(path), "%s/failed", dur.queue);
+	if (n < 0 || (size_t)n >= sizeof(path) || (d = opendir(path)) == NULL)
+		return buf;
+	while ((de = readdir(d)) != NULL && de->d_name[0] == '.')
+		continue;
+	if (de == NULL) {
+		closedir(d);
+		return buf;
+	}
+	n = snprintf(path, sizeof(path), "%s/failed/%s/REASON", dur.queue,
+	    de->d_name);
+	if (n > 0 && (size_t)n < sizeof(path))
+		text = harness_read_file(path, NULL);
+	p = text;
+	if (text == NULL) {
+		n = snprintf(path, sizeof(path), "%s/failed/%s/envelope",
+		    dur.queue, de->d_name);
+		if (n > 0 && (size_t)n < sizeof(path))
+			text = harness_read_file(path, NULL);
+		if (text != NULL && (p = strstr(text, "last-reply:")) == NULL)
+			p = text;
+	}
+	if (p != NULL && (eol = strchr(p, '\n')) != NULL)
+		*eol = '\0';
+	snprintf(buf, len, "%s: %s", de->d_name, p != NULL ? p :
+	    "(no REASON, no envelope)");
+	free(text);
+	closedir(d);
+	return buf;
+}
+
+/*
+ * Print the tail of each process log, the stand-in's events.log and
+ * what is in failed/.
+ */
 static void
 dur_dump(void)
 {
@@ -194,6 +311,7 @@ dur_dump(void)
 		    len > 6000 ? text + len - 6000 : text);
 		free(text);
 	}
+	dur_dump_failed();
 }
 
 /*
@@ -536,7 +654,7 @@ START_TEST(test_crash_intake)
 	struct dur_intake	 in;
 	struct dur_submitter	 sub[DUR_THREADS];
 	struct harness_proc	*d;
-	char			 prefix[32];
+	char			 prefix[32], why[1024];
 	int			 counts[DUR_MESSAGES];
 	int			 i, kill_at, acked_before, tmp_at_kill, tries;
 	int			 delivered, dups, missing, lost_replies;
@@ -580,7 +698,9 @@ START_TEST(test_crash_intake)
 	}
 	dur_wait_count("queue", 0, harness_scale(DUR_TIMEOUT) / 2);
 	dur_assert(dur_count("tmp") == 0, "tmp/ not empty at the end");
-	dur_assert(dur_count("failed") == 0, "failed/ not empty");
+	/* Read before dur_assert's cleanup removes the directory. */
+	dur_failed_why(why, sizeof(why));
+	dur_assert(dur_count("failed") == 0, "failed/ not empty: %s", why);
 
 	snprintf(prefix, sizeof(prefix), "r%d-m", _i);
 	delivered = dur_delivered(prefix, counts, DUR_MESSAGES);
@@ -681,7 +801,7 @@ START_TEST(test_crash_during_envelope_update)
 	static const char *const tempfail[] = { "--tempfail", "1", NULL };
 	struct harness_proc	*d;
 	char			 id[64], path[PATH_MAX], tmp[PATH_MAX];
-	char			 val[64];
+	char			 val[64], why[1024];
 
 	dur_standin(tempfail);
 	d = dur_daemon("during-envelope-update", 0, NULL);
@@ -699,7 +819,9 @@ START_TEST(test_crash_during_envelope_update)
 	dur_wait_log(d, "removed a stale envelope.tmp", 1);
 	dur_wait_delivered("fupd-0", 1, dur_wait());
 	dur_wait_count("queue", 0, dur_wait());
-	dur_assert(dur_count("failed") == 0, "failed/ not empty");
+	/* Read before dur_assert's cleanup removes the directory. */
+	dur_failed_why(why, sizeof(why));
+	dur_assert(dur_count("failed") == 0, "failed/ not empty: %s", why);
 	fprintf(stderr, "durability: crash during an envelope update: "
 	    "submitted 1, acknowledged 1, delivered 1, duplicates 0\n");
 }
