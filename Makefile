@@ -25,7 +25,8 @@ WARNINGS	+= -Werror
 endif
 
 # Sections let the linker drop what the small client does not call.
-BASE_CFLAGS	= -std=c17 -O2 -g -ffunction-sections -fdata-sections $(WARNINGS)
+BASE_CFLAGS	= -std=c17 -O2 -g -pthread -ffunction-sections -fdata-sections \
+		  $(WARNINGS)
 VERSION		= 0.1.0
 BASE_CPPFLAGS	= -DRELAYQ_VERSION=\"$(VERSION)\" -D_GNU_SOURCE -MMD -MP -Icommon
 DEP_CFLAGS	= $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)

@@ -9,15 +9,31 @@
  * entry directory, then one rename moves it to queue/<ID> and both parents
  * are fsynced.  Every failure path removes what it made and keeps errno,
  * because the server turns ENOSPC into "452 4.3.1".
+ *
+ * Group commit: queue_tx_commit_async() hands the blocking part to a
+ * small pool of worker threads, so the fsyncs of concurrent submissions
+ * overlap instead of queueing behind each other in the event loop.  A
+ * worker writes and fsyncs the entry's files and directory and renames
+ * it into queue/; the renamed entries then wait for one fsync of queue/
+ * and tmp/ that started after their rename, and one worker does that
+ * fsync for all of them at once (the first to find none running leads;
+ * entries renamed meanwhile wait for the next round).  Finished commits
+ * go on a completion list that the loop drains through an eventfd, so
+ * libevent and every callback stay on the loop's thread.  The workers
+ * touch only the tx, the buffers prepared for them on the loop thread
+ * and the queue's directory fds; everything else is under q->lock.
  */
 #include <sys/types.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/queue.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,6 +42,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "envelope.h"
 #include "log.h"
@@ -37,6 +55,12 @@
 #define QUEUE_CRED_MAX		1024		/* base64 of a PLAIN blob + LF */
 #define QUEUE_PURGE_DEPTH	4		/* tmp/<ID>/ holds plain files */
 #define QUEUE_ID_TRIES		8
+/*
+ * Commit workers: enough for the fsyncs of 16 concurrent submitters to
+ * overlap.  They block in the disk, not on the CPU; a small stack each.
+ */
+#define QUEUE_WORKERS		16
+#define QUEUE_WORKER_STACK	(256 * 1024)
 
 #define QUEUE_MESSAGE		"message.eml"
 #define QUEUE_ENVELOPE		"envelope"
@@ -58,9 +82,40 @@ static const char *const queue_subdirs[QUEUE_SUB_COUNT] = {
 	[QUEUE_SUB_FAILED] = "failed"
 };
 
+/* One commit handed to the workers (queue_tx_commit_async). */
+struct queue_commit {
+	STAILQ_ENTRY(queue_commit)	 link;
+	struct queue_tx			*tx;
+	char				*env;		/* envelope text */
+	size_t				 envlen;
+	char				 cred[QUEUE_CRED_MAX];
+	size_t				 credlen;
+	char				 id[ENVELOPE_ID_MAX];
+	int				 errnum;	/* 0: durable */
+	void				(*done)(void *, const char *, int);
+	void				*arg;
+};
+
+STAILQ_HEAD(queue_commits, queue_commit);
+
 struct queue {
-	char		*dir;
-	int		 fd[QUEUE_SUB_COUNT];
+	char			*dir;
+	int			 fd[QUEUE_SUB_COUNT];
+
+	/* Group commit; started by the first queue_tx_commit_async. */
+	bool			 async;		/* workers and event exist */
+	struct event		*ev_done;	/* efd readable: completions */
+	int			 efd;
+	size_t			 pending;	/* loop thread only */
+	size_t			 nworkers;
+	pthread_t		 workers[QUEUE_WORKERS];
+	pthread_mutex_t		 lock;		/* guards what follows */
+	pthread_cond_t		 wake;		/* work, or stopping */
+	struct queue_commits	 jobs;		/* waiting for a worker */
+	struct queue_commits	 renamed;	/* waiting for the parents */
+	struct queue_commits	 done;		/* waiting for the loop */
+	bool			 syncing;	/* a worker fsyncs the parents */
+	bool			 stopping;
 };
 
 struct queue_tx {
@@ -76,15 +131,22 @@ struct queue_tx {
 static int	queue_subdir_open(struct queue *, int, enum queue_subdir,
 		    char *, size_t);
 static int	queue_purge(int, const char *, int);
+static void	queue_purge_removed(struct queue *);
 static int	queue_new_id(char *, size_t);
 static int	queue_write_file(int, const char *, const void *, size_t, int);
 static int	queue_flush(struct queue_tx *);
 static void	queue_tx_unlink(struct queue_tx *);
 static int	queue_empty_dir(int, const char *);
 static int	queue_dump_envelope(const struct envelope *, char **, size_t *);
-static int	queue_write_cred(int, const struct sasl_cred *);
-static int	queue_commit_entry(struct queue_tx *, struct envelope *,
-		    const struct sasl_cred *);
+static int	queue_commit_files(struct queue_tx *, const char *, size_t,
+		    const char *, size_t);
+static int	queue_encode_cred(const struct sasl_cred *, char *, size_t,
+		    size_t *);
+static int	queue_commit_rename(struct queue_tx *, const char *, size_t,
+		    const char *, size_t);
+static int	queue_sync_parents(struct queue *);
+static void	*queue_worker(void *);
+static void	queue_done_cb(evutil_socket_t, short, void *);
 
 /* True when name is a usable entry name: one path component, no dot file. */
 static bool
@@ -181,8 +243,15 @@ queue_open(const char *dir, char *err, size_t errlen)
 
 	q = xcalloc(1, sizeof(*q));
 	q->dir = xstrdup(dir);
+	q->efd = -1;
 	for (i = 0; i < QUEUE_SUB_COUNT; i++)
 		q->fd[i] = -1;
+	if ((errno = pthread_mutex_init(&q->lock, NULL)) != 0 ||
+	    (errno = pthread_cond_init(&q->wake, NULL)) != 0)
+		fatal("queue_open: pthread");
+	STAILQ_INIT(&q->jobs);
+	STAILQ_INIT(&q->renamed);
+	STAILQ_INIT(&q->done);
 	if ((topfd = queue_mkopen(AT_FDCWD, dir, dir, err, errlen)) == -1)
 		goto fail;
 	for (i = 0; i < QUEUE_SUB_COUNT; i++) {
@@ -190,6 +259,7 @@ queue_open(const char *dir, char *err, size_t errlen)
 		    errlen) == -1)
 			goto fail;
 	}
+	queue_purge_removed(q);
 	if (queue_purge(q->fd[QUEUE_SUB_TMP], "tmp", QUEUE_PURGE_DEPTH) == -1 ||
 	    fsync(q->fd[QUEUE_SUB_TMP]) == -1) {
 		snprintf(err, errlen, "%s/tmp: cannot empty it: %s", dir,
@@ -205,7 +275,10 @@ fail:
 	return NULL;
 }
 
-/* Close the directory fds and free the handle; NULL is a no-op. */
+/*
+ * Finish the commits in flight, stop the workers, close the directory fds
+ * and free the handle; NULL is a no-op.
+ */
 void
 queue_close(struct queue *q)
 {
@@ -213,6 +286,9 @@ queue_close(struct queue *q)
 
 	if (q == NULL)
 		return;
+	queue_async_stop(q);
+	pthread_cond_destroy(&q->wake);
+	pthread_mutex_destroy(&q->lock);
 	for (i = 0; i < QUEUE_SUB_COUNT; i++)
 		queue_close_fd(q->fd[i]);
 	free(q->dir);
@@ -490,34 +566,30 @@ queue_dump_envelope(const struct envelope *env, char **buf, size_t *len)
 	return rc;
 }
 
-/* Write the credentials file: one line, base64 of the PLAIN blob. */
+/* The credentials file's text in buf: base64 of the PLAIN blob, LF. */
 static int
-queue_write_cred(int entryfd, const struct sasl_cred *cred)
+queue_encode_cred(const struct sasl_cred *cred, char *buf, size_t buflen,
+    size_t *len)
 {
-	char	 b64[QUEUE_CRED_MAX];
-	size_t	 len;
-	int	 rc;
-
-	if (sasl_plain_encode(cred, b64, sizeof(b64) - 1) == -1) {
-		secure_zero(b64, sizeof(b64));
+	if (sasl_plain_encode(cred, buf, buflen - 1) == -1) {
+		secure_zero(buf, buflen);
 		errno = EINVAL;
 		return -1;
 	}
-	len = strlen(b64);
-	b64[len++] = '\n';
-	rc = queue_write_file(entryfd, QUEUE_CREDENTIALS, b64, len, O_EXCL);
-	secure_zero(b64, sizeof(b64));
-	return rc;
+	*len = strlen(buf);
+	buf[(*len)++] = '\n';
+	return 0;
 }
 
-/* Everything but the rename: the files and the entry are durable. */
+/*
+ * Everything but the rename: message.eml, envelope and credentials are
+ * written and fsynced, then the entry directory.
+ */
 static int
-queue_commit_entry(struct queue_tx *tx, struct envelope *env,
-    const struct sasl_cred *cred)
+queue_commit_files(struct queue_tx *tx, const char *env, size_t envlen,
+    const char *cred, size_t credlen)
 {
-	char	*text;
-	size_t	 len;
-	int	 rc, saved_errno;
+	int	 rc;
 
 	if (queue_flush(tx) == -1 || fsync(tx->msgfd) == -1)
 		return -1;
@@ -525,56 +597,344 @@ queue_commit_entry(struct queue_tx *tx, struct envelope *env,
 	tx->msgfd = -1;
 	if (rc == -1)
 		return -1;
-	if (str_copy(env->id, tx->id, sizeof(env->id)) == -1) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	if (queue_dump_envelope(env, &text, &len) == -1)
-		return -1;
-	rc = queue_write_file(tx->entryfd, QUEUE_ENVELOPE, text, len, O_EXCL);
-	saved_errno = errno;
-	free(text);
-	errno = saved_errno;
-	if (rc == -1 || queue_write_cred(tx->entryfd, cred) == -1)
+	if (queue_write_file(tx->entryfd, QUEUE_ENVELOPE, env, envlen,
+	    O_EXCL) == -1 ||
+	    queue_write_file(tx->entryfd, QUEUE_CREDENTIALS, cred, credlen,
+	    O_EXCL) == -1)
 		return -1;
 	return fsync(tx->entryfd);
 }
 
-/* Make the entry durable in queue/; the tx is freed in every case. */
+/*
+ * The durable files, then the rename to queue/<ID>, which is not yet
+ * durable itself (queue_sync_parents).  On failure tmp/<ID> is removed
+ * and errno kept; the tx stays allocated either way.
+ */
+static int
+queue_commit_rename(struct queue_tx *tx, const char *env, size_t envlen,
+    const char *cred, size_t credlen)
+{
+	struct queue	*q = tx->q;
+
+	if (queue_commit_files(tx, env, envlen, cred, credlen) == -1) {
+		queue_tx_unlink(tx);
+		return -1;
+	}
+	QUEUE_FAULT("before-commit-rename");
+	if (renameat(q->fd[QUEUE_SUB_TMP], tx->id, q->fd[QUEUE_SUB_QUEUE],
+	    tx->id) == -1) {
+		queue_tx_unlink(tx);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Make every rename done so far durable: fsync queue/, then tmp/ (so a
+ * crash cannot leave the entry under both names and the tmp/ purge empty
+ * it).  -1 with errno only when queue/ could not be synced.
+ */
+static int
+queue_sync_parents(struct queue *q)
+{
+	if (fsync(q->fd[QUEUE_SUB_QUEUE]) == -1) {
+		log_warn("queue: fsync %s/queue", q->dir);
+		return -1;
+	}
+	if (fsync(q->fd[QUEUE_SUB_TMP]) == -1)
+		log_warn("queue: fsync %s/tmp", q->dir);
+	return 0;
+}
+
+/*
+ * A commit record for tx: env->id set to the tx's ID, the envelope and
+ * the credentials rendered for the files.  NULL with errno (tx untouched).
+ */
+static struct queue_commit *
+queue_commit_new(struct queue_tx *tx, struct envelope *env,
+    const struct sasl_cred *cred)
+{
+	struct queue_commit	*c;
+	int			 saved_errno;
+
+	if (str_copy(env->id, tx->id, sizeof(env->id)) == -1) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	c = xcalloc(1, sizeof(*c));
+	str_copy(c->id, tx->id, sizeof(c->id));
+	if (queue_dump_envelope(env, &c->env, &c->envlen) == -1 ||
+	    queue_encode_cred(cred, c->cred, sizeof(c->cred),
+	    &c->credlen) == -1) {
+		saved_errno = errno;
+		free(c->env);
+		secure_zero(c->cred, sizeof(c->cred));
+		free(c);
+		errno = saved_errno;
+		return NULL;
+	}
+	c->tx = tx;
+	return c;
+}
+
+/* Free a commit record and its tx, wiping the credentials; keeps errno. */
+static void
+queue_commit_free(struct queue_commit *c)
+{
+	int	 saved_errno = errno;
+
+	if (c->tx != NULL)
+		queue_tx_free(c->tx);
+	free(c->env);
+	secure_zero(c->cred, sizeof(c->cred));
+	free(c);
+	errno = saved_errno;
+}
+
+/* Make the entry durable in queue/ now; the tx is freed in every case. */
 int
 queue_tx_commit(struct queue_tx *tx, struct envelope *env,
     const struct sasl_cred *cred)
 {
-	struct queue	*q = tx->q;
-	int		 tmpfd = q->fd[QUEUE_SUB_TMP];
-	int		 qfd = q->fd[QUEUE_SUB_QUEUE];
-	int		 saved_errno;
+	struct queue		*q = tx->q;
+	struct queue_commit	*c;
+	int			 rc = -1, saved_errno;
 
-	if (queue_commit_entry(tx, env, cred) == -1) {
+	if ((c = queue_commit_new(tx, env, cred)) == NULL) {
 		queue_tx_abort(tx);
 		return -1;
 	}
-	QUEUE_FAULT("before-commit-rename");
-	if (renameat(tmpfd, tx->id, qfd, tx->id) == -1) {
-		queue_tx_abort(tx);
-		return -1;
-	}
-	if (fsync(qfd) == -1) {
+	if (queue_commit_rename(tx, c->env, c->envlen, c->cred,
+	    c->credlen) == -1)
+		goto done;
+	if (queue_sync_parents(q) == -1) {
 		/*
 		 * The client will be told the message was not accepted, so
 		 * it must not be delivered either: take it back out.
 		 */
 		saved_errno = errno;
-		log_warn("queue: fsync %s/queue", q->dir);
-		queue_empty_dir(qfd, tx->id);
-		queue_tx_free(tx);
+		queue_empty_dir(q->fd[QUEUE_SUB_QUEUE], tx->id);
 		errno = saved_errno;
+		goto done;
+	}
+	rc = 0;
+done:
+	queue_commit_free(c);
+	return rc;
+}
+
+/* Hand finished commits to the loop thread (q->lock held). */
+static void
+queue_finish(struct queue *q, struct queue_commits *list)
+{
+	uint64_t	 one = 1;
+	bool		 was_empty = STAILQ_EMPTY(&q->done);
+
+	STAILQ_CONCAT(&q->done, list);
+	/* The loop reads the eventfd before it takes the list. */
+	if (was_empty && write(q->efd, &one, sizeof(one)) == -1)
+		log_warn("queue: eventfd");
+}
+
+/*
+ * A commit worker: take a job and bring it to the rename; whenever renamed
+ * entries wait and nobody is syncing the parents, lead one round of that
+ * for all of them.  Exits when stopping and nothing is left to take.
+ */
+static void *
+queue_worker(void *arg)
+{
+	struct queue		*q = arg;
+	struct queue_commits	 batch;
+	struct queue_commit	*c;
+	int			 errnum;
+
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		STAILQ_INIT(&batch);
+		if (!q->syncing && !STAILQ_EMPTY(&q->renamed)) {
+			STAILQ_CONCAT(&batch, &q->renamed);
+			q->syncing = true;
+			pthread_mutex_unlock(&q->lock);
+			errnum = queue_sync_parents(q) == -1 ? errno : 0;
+			STAILQ_FOREACH(c, &batch, link) {
+				if (errnum == 0)
+					continue;
+				/* Not acknowledged, so not delivered either. */
+				queue_empty_dir(q->fd[QUEUE_SUB_QUEUE], c->id);
+				c->errnum = errnum;
+			}
+			pthread_mutex_lock(&q->lock);
+			q->syncing = false;
+			queue_finish(q, &batch);
+		} else if ((c = STAILQ_FIRST(&q->jobs)) != NULL) {
+			STAILQ_REMOVE_HEAD(&q->jobs, link);
+			pthread_mutex_unlock(&q->lock);
+			if (queue_commit_rename(c->tx, c->env, c->envlen,
+			    c->cred, c->credlen) == -1)
+				c->errnum = errno;
+			secure_zero(c->cred, sizeof(c->cred));
+			pthread_mutex_lock(&q->lock);
+			if (c->errnum != 0) {
+				STAILQ_INSERT_TAIL(&batch, c, link);
+				queue_finish(q, &batch);
+			} else
+				STAILQ_INSERT_TAIL(&q->renamed, c, link);
+		} else if (q->stopping)
+			break;
+		else
+			pthread_cond_wait(&q->wake, &q->lock);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+/* Run the completions of finished commits on the loop thread, in order. */
+static void
+queue_run_done(struct queue *q)
+{
+	struct queue_commits	 list;
+	struct queue_commit	*c;
+
+	STAILQ_INIT(&list);
+	pthread_mutex_lock(&q->lock);
+	STAILQ_CONCAT(&list, &q->done);
+	pthread_mutex_unlock(&q->lock);
+	while ((c = STAILQ_FIRST(&list)) != NULL) {
+		STAILQ_REMOVE_HEAD(&list, link);
+		q->pending--;
+		queue_tx_free(c->tx);
+		c->tx = NULL;
+		c->done(c->arg, c->id, c->errnum);
+		queue_commit_free(c);
+	}
+}
+
+/* The eventfd is readable: some commits have finished. */
+static void
+queue_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t	 n;
+
+	UNUSED(what);
+	if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+		log_warn("queue: eventfd");
+	queue_run_done(arg);
+}
+
+/*
+ * Start the workers (every signal blocked in them: they belong to the
+ * loop) and the completion event on base.
+ */
+static int
+queue_async_start(struct queue *q, struct event_base *base)
+{
+	pthread_attr_t	 attr;
+	sigset_t	 all, old;
+	int		 rc = 0, saved_errno;
+
+	if ((q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1)
+		return -1;
+	q->ev_done = event_new(base, q->efd, EV_READ | EV_PERSIST,
+	    queue_done_cb, q);
+	if (q->ev_done == NULL || event_add(q->ev_done, NULL) == -1) {
+		errno = ENOMEM;
+		goto fail;
+	}
+	if ((rc = pthread_attr_init(&attr)) != 0) {
+		errno = rc;
+		goto fail;
+	}
+	pthread_attr_setstacksize(&attr, QUEUE_WORKER_STACK);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	q->stopping = false;
+	for (q->nworkers = 0; q->nworkers < QUEUE_WORKERS; q->nworkers++) {
+		rc = pthread_create(&q->workers[q->nworkers], &attr,
+		    queue_worker, q);
+		if (rc != 0)
+			break;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (q->nworkers == 0) {
+		errno = rc;
+		goto fail;
+	}
+	if (q->nworkers < QUEUE_WORKERS)
+		log_warnx("queue: %zu of %d commit workers started: %s",
+		    q->nworkers, QUEUE_WORKERS, strerror(rc));
+	q->async = true;
+	return 0;
+
+fail:
+	saved_errno = errno;
+	if (q->ev_done != NULL)
+		event_free(q->ev_done);
+	q->ev_done = NULL;
+	close(q->efd);
+	q->efd = -1;
+	errno = saved_errno;
+	return -1;
+}
+
+/* Hand the commit's blocking part to the workers. */
+int
+queue_tx_commit_async(struct queue_tx *tx, struct event_base *base,
+    struct envelope *env, const struct sasl_cred *cred,
+    void (*done)(void *, const char *, int), void *arg)
+{
+	struct queue		*q = tx->q;
+	struct queue_commit	*c;
+
+	if ((!q->async && queue_async_start(q, base) == -1) ||
+	    (c = queue_commit_new(tx, env, cred)) == NULL) {
+		queue_tx_abort(tx);
 		return -1;
 	}
-	if (fsync(tmpfd) == -1)
-		log_warn("queue: fsync %s/tmp", q->dir);
-	queue_tx_free(tx);
+	c->done = done;
+	c->arg = arg;
+	q->pending++;
+	pthread_mutex_lock(&q->lock);
+	STAILQ_INSERT_TAIL(&q->jobs, c, link);
+	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
 	return 0;
+}
+
+/* Async commits whose completion has not run yet. */
+size_t
+queue_async_pending(const struct queue *q)
+{
+	return q->pending;
+}
+
+/*
+ * Let the workers finish every commit handed to them, join them, release
+ * the event and run the completions here.  A completion that starts a new
+ * commit starts the workers again, so repeat until none is left.
+ */
+void
+queue_async_stop(struct queue *q)
+{
+	size_t	 i;
+
+	while (q->async) {
+		pthread_mutex_lock(&q->lock);
+		q->stopping = true;
+		pthread_cond_broadcast(&q->wake);
+		pthread_mutex_unlock(&q->lock);
+		for (i = 0; i < q->nworkers; i++)
+			pthread_join(q->workers[i], NULL);
+		q->nworkers = 0;
+		q->stopping = false;
+		event_free(q->ev_done);
+		q->ev_done = NULL;
+		close(q->efd);
+		q->efd = -1;
+		q->async = false;
+		queue_run_done(q);
+	}
 }
 
 /* Remove the files in sub/<name> and the directory itself. */
@@ -787,17 +1147,53 @@ queue_update(struct queue *q, const struct envelope *env)
 	return rc;
 }
 
-/* Delivered: remove queue/<id> and make that durable. */
+/*
+ * Delivered: remove queue/<id> and make that durable.  The entry first
+ * leaves its name in one rename, to queue/.<id> (scans skip dot names;
+ * queue_open removes such leftovers), so a crash in the middle of the
+ * unlinks cannot leave a half-removed entry for the next scan to
+ * quarantine.
+ */
 int
 queue_remove(struct queue *q, const char *id)
 {
+	char	 gone[ENVELOPE_ID_MAX + 1];
+	int	 qfd = q->fd[QUEUE_SUB_QUEUE];
+
 	if (!queue_name_ok(id)) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (queue_empty_dir(q->fd[QUEUE_SUB_QUEUE], id) == -1)
+	snprintf(gone, sizeof(gone), ".%s", id);
+	if (renameat(qfd, id, qfd, gone) == -1)
 		return -1;
-	return fsync(q->fd[QUEUE_SUB_QUEUE]);
+	if (queue_empty_dir(qfd, gone) == -1)
+		log_warn("queue: removing queue/%s", gone);
+	return fsync(qfd);
+}
+
+/* Remove what a crash left of removals: the directories queue/.<ID>. */
+static void
+queue_purge_removed(struct queue *q)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 fd, qfd = q->fd[QUEUE_SUB_QUEUE];
+
+	if ((fd = dup(qfd)) == -1)
+		return;
+	if ((d = fdopendir(fd)) == NULL) {
+		queue_close_fd(fd);
+		return;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] != '.' || !queue_name_ok(de->d_name + 1))
+			continue;
+		if (queue_empty_dir(qfd, de->d_name) == 0)
+			log_info("queue: finished removing %s", de->d_name + 1);
+	}
+	closedir(d);
 }
 
 /* Move queue/<name> to failed/<name> and fsync both parents. */

@@ -7,9 +7,12 @@
  *	<dir>/failed/<ID>/	given up; kept for a person
  *
  * Commit: fsync message.eml, envelope, credentials (0600), fsync tmp/<ID>,
- * rename tmp/<ID> -> queue/<ID>, fsync tmp/ and queue/.  Envelope updates
+ * rename tmp/<ID> -> queue/<ID>, fsync queue/ and tmp/ (one fsync of each
+ * may cover the renames of several concurrent async commits: group
+ * commit, see queue.c).  Envelope updates
  * write envelope.tmp, fsync, rename over envelope, fsync the entry.
- * Removal unlinks the files and the entry, then fsyncs queue/.  Failing
+ * Removal renames queue/<ID> to queue/.<ID> (skipped by scans, removed
+ * at start), unlinks the files and the entry, then fsyncs queue/.  Failing
  * unlinks credentials and fsyncs the entry before the move to failed/.
  */
 #ifndef RELAYQ_QUEUE_H
@@ -21,6 +24,7 @@
 #include "envelope.h"
 #include "sasl.h"
 
+struct event_base;
 struct queue;
 struct queue_tx;
 
@@ -31,9 +35,14 @@ enum queue_where {
 
 /*
  * Open (creating with mode 0700 as needed) dir and its tmp/ queue/ failed/,
- * and remove anything left in tmp/.  NULL with a message in err.
+ * and remove anything left in tmp/ and any queue/.<ID> (a removal cut
+ * short).  NULL with a message in err.
  */
 struct queue	*queue_open(const char *dir, char *err, size_t errlen);
+/*
+ * queue_async_stop(), then close.  When async commits were started, call
+ * it (or queue_async_stop) before their event_base is freed.
+ */
 void		 queue_close(struct queue *);
 const char	*queue_dir(const struct queue *);
 
@@ -50,6 +59,29 @@ int		 queue_tx_write(struct queue_tx *, const void *, size_t);
  */
 int		 queue_tx_commit(struct queue_tx *, struct envelope *env,
 		    const struct sasl_cred *cred);
+/*
+ * The same commit with its blocking part (the writes, fsyncs and rename)
+ * on a pool of worker threads, started on first use, so that concurrent
+ * commits overlap and share the fsyncs of queue/ and tmp/.  env and cred
+ * are only read during the call (env->id is set to the tx's ID).  0: the
+ * tx now belongs to the queue, and done(arg, id, errnum) runs later on
+ * base's loop thread (never within this call), after the entry is durable
+ * in queue/ (errnum 0) or, on failure, nothing is left behind (errnum as
+ * errno of queue_tx_commit).  -1 with errno: the tx is freed, nothing is
+ * left behind and done is never called.
+ */
+int		 queue_tx_commit_async(struct queue_tx *, struct event_base *,
+		    struct envelope *env, const struct sasl_cred *cred,
+		    void (*done)(void *arg, const char *id, int errnum),
+		    void *arg);
+/* Async commits whose done has not run yet. */
+size_t		 queue_async_pending(const struct queue *);
+/*
+ * Wait for every async commit handed over so far, run the remaining done
+ * callbacks here, stop the workers and release the loop event (the next
+ * async commit starts them again).  A no-op when none was started.
+ */
+void		 queue_async_stop(struct queue *);
 /* Drop a tx and its tmp/<ID>; NULL is a no-op. */
 void		 queue_tx_abort(struct queue_tx *);
 
@@ -69,7 +101,10 @@ int		 queue_load_cred(struct queue *, const char *id,
 int		 queue_open_message(struct queue *, const char *id);
 /* Atomically replace queue/<id>/envelope with env.  0 or -1/errno. */
 int		 queue_update(struct queue *, const struct envelope *env);
-/* Delivered: remove queue/<id> and fsync queue/.  0 or -1/errno. */
+/*
+ * Delivered: rename queue/<id> to queue/.<id>, delete that, then fsync
+ * queue/.  0 or -1/errno.
+ */
 int		 queue_remove(struct queue *, const char *id);
 /*
  * Give up: write env (state failed, last-reply set by the caller) and

@@ -413,6 +413,12 @@ relayqd_stop(struct relayqd *d)
 	size_t	 i;
 
 	listener_free(d->listener);
+	/*
+	 * Commits in flight finish and are scheduled (their sessions are
+	 * gone) while the scheduler and the event base still exist.
+	 */
+	if (d->queue != NULL)
+		queue_async_stop(d->queue);
 	scheduler_free(d->sched);
 	for (i = 0; i < nitems(d->ev_sig); i++)
 		if (d->ev_sig[i] != NULL)

@@ -18,8 +18,12 @@
  * COMMIT and CLOSING, and pauses while SMTPS_OUT_HIWAT bytes of replies
  * wait for a client that does not read them.  The end of data is recognised only as CRLF "."
  * CRLF, so a bare LF can never smuggle a second message.  250 after DATA
- * is sent only from the commit completion, after queue_tx_commit() made
- * the message durable.
+ * is sent only from the commit completion, after queue_tx_commit_async()
+ * made the message durable on the queue's worker threads.  Reading stays
+ * off meanwhile, so a session has one commit in flight and its messages
+ * are answered in order.  A session torn down during COMMIT leaves its
+ * struct smtps_commit behind: the completion finds it orphaned, frees it,
+ * and still hands a committed entry to cb.queued.
  */
 #include <sys/types.h>
 #include <sys/time.h>
@@ -87,6 +91,14 @@ enum smtps_getline {
 	SMTPS_LINE_DROPPED	/* an over-long line was (partly) discarded */
 };
 
+/* A commit in flight; outlives the session if that is torn down first. */
+struct smtps_commit {
+	struct smtp_server	*s;		/* NULL: the session is gone */
+	struct smtp_server_cb	 cb;		/* for an orphan's queued */
+	void			*arg;
+	uid_t			 uid;
+};
+
 struct smtps_tx {
 	struct queue_tx		*qtx;		/* from DATA on */
 	struct envelope		 env;		/* sender and recipients */
@@ -97,6 +109,7 @@ struct smtps_tx {
 };
 
 struct smtp_server {
+	struct event_base		*base;
 	struct bufferevent		*bev;
 	struct event			*deadline;
 	struct queue			*queue;
@@ -116,6 +129,7 @@ struct smtp_server {
 	const char			*reason;	/* why CLOSING */
 	struct sasl_cred		 cred;
 	struct smtps_tx			*tx;
+	struct smtps_commit		*commit;	/* in COMMIT */
 	char				 addr[MAILADDR_MAX];
 	char				 line[SMTPS_LINE_BUF];
 };
@@ -201,6 +215,7 @@ smtp_server_new(struct event_base *base, struct bufferevent *bev,
 	struct timeval		 tv;
 
 	s = xcalloc(1, sizeof(*s));
+	s->base = base;
 	s->bev = bev;
 	s->queue = queue;
 	s->params = *params;
@@ -248,12 +263,19 @@ smtp_server_tx_free(struct smtp_server *s)
 	s->tx = NULL;
 }
 
-/* Free the session at once: abort the tx, no callback. */
+/*
+ * Free the session at once: abort the tx, no callback.  A commit in
+ * flight is left to finish on its own (smtp_server_commit_cb).
+ */
 void
 smtp_server_free(struct smtp_server *s)
 {
 	if (s == NULL)
 		return;
+	if (s->commit != NULL) {
+		s->commit->s = NULL;
+		s->commit = NULL;
+	}
 	smtp_server_tx_free(s);
 	if (s->deadline != NULL)
 		event_free(s->deadline);
@@ -1036,13 +1058,44 @@ smtp_server_commit_done(struct smtp_server *s, int errnum, const char *id)
 		smtp_server_process(s);
 }
 
-/* COMMIT: fill the envelope and make the entry durable. */
+/*
+ * A commit finished on the queue's workers.  When the session is gone the
+ * entry is still handed to the scheduler: it is durable in queue/, and a
+ * client that left before its 250 may well have it delivered.
+ */
+static void
+smtp_server_commit_cb(void *arg, const char *id, int errnum)
+{
+	struct smtps_commit	*c = arg;
+	struct smtp_server	*s = c->s;
+
+	if (s != NULL) {
+		s->commit = NULL;
+		free(c);
+		smtp_server_commit_done(s, errnum, id);
+		return;
+	}
+	if (errnum != 0) {
+		errno = errnum;
+		log_warn("%s commit failed uid=%u (session gone)", id,
+		    (unsigned)c->uid);
+	} else {
+		log_info("%s accepted uid=%u (session gone before the reply)",
+		    id, (unsigned)c->uid);
+		if (c->cb.queued != NULL)
+			c->cb.queued(c->arg, id);
+	}
+	free(c);
+}
+
+/* COMMIT: fill the envelope and hand the entry to the queue's workers. */
 static void
 smtp_server_commit(struct smtp_server *s)
 {
-	struct smtps_tx	*tx = s->tx;
-	char		 id[ENVELOPE_ID_MAX];
-	int		 errnum = 0;
+	struct smtps_tx		*tx = s->tx;
+	struct smtps_commit	*c;
+	char			 id[ENVELOPE_ID_MAX];
+	int			 errnum;
 
 	str_copy(id, queue_tx_id(tx->qtx), sizeof(id));
 	tx->env.submitted = time(NULL);
@@ -1050,10 +1103,21 @@ smtp_server_commit(struct smtp_server *s)
 	tx->env.uid = s->uid;
 	tx->env.attempts = 0;
 	tx->env.state = ENVELOPE_QUEUED;
-	if (queue_tx_commit(tx->qtx, &tx->env, &s->cred) == -1)
+	c = xcalloc(1, sizeof(*c));
+	c->s = s;
+	c->cb = s->cb;
+	c->arg = s->arg;
+	c->uid = s->uid;
+	if (queue_tx_commit_async(tx->qtx, s->base, &tx->env, &s->cred,
+	    smtp_server_commit_cb, c) == -1) {
 		errnum = errno;
-	tx->qtx = NULL;		/* freed by commit either way */
-	smtp_server_commit_done(s, errnum, id);
+		tx->qtx = NULL;		/* freed by the call */
+		free(c);
+		smtp_server_commit_done(s, errnum, id);
+		return;
+	}
+	tx->qtx = NULL;			/* the queue's now */
+	s->commit = c;
 }
 
 /* The final dot: reject a bad message, otherwise commit it. */

@@ -1,7 +1,7 @@
 /*
  * smtp_server.h: one submission session on the Unix socket.  The state
  * machine lives in smtp_server.c; it replies 250 to DATA only after
- * queue_tx_commit() has made the message durable.
+ * queue_tx_commit_async() has made the message durable.
  */
 #ifndef RELAYQ_SMTP_SERVER_H
 #define RELAYQ_SMTP_SERVER_H
@@ -23,7 +23,12 @@ struct smtp_server_params {
 };
 
 struct smtp_server_cb {
-	/* A message was committed as queue/<id>. */
+	/*
+	 * A message was committed as queue/<id>.  Also called, without a
+	 * reply, when the session was torn down while its commit was in
+	 * flight and the commit then succeeded (possibly from within
+	 * queue_async_stop or queue_close).
+	 */
 	void	(*queued)(void *arg, const char *id);
 	/* ETRN: retry the queue now. */
 	void	(*flush)(void *arg);

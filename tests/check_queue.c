@@ -6,9 +6,13 @@
  * and the credentials file (gone once an entry is in failed/), the entry
  * check before scheduling, the relay lock and the DELETE marker; which
  * errno values mean a bad entry and which a local condition that passes
- * (out of descriptors: EMFILE from every reader, never EINVAL).
+ * (out of descriptors: EMFILE from every reader, never EINVAL).  The
+ * async commit (group commit on worker threads): its completions, each
+ * exactly once and never within the call; ENOSPC on a full tmpfs; and
+ * queue_async_stop running the completions of commits still in flight.
  */
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -16,11 +20,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "check_relayq.h"
 #include "envelope.h"
@@ -53,10 +61,11 @@ setup(void)
 	snprintf(qdir, sizeof(qdir), "%s/q", tmpdir);
 }
 
-/* Remove the test's directory tree. */
+/* Remove the test's directory tree (and a tmpfs a test mounted on q). */
 static void
 teardown(void)
 {
+	umount2(qdir, MNT_DETACH);
 	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -517,9 +526,37 @@ START_TEST(test_queue_remove)
 	ck_assert_int_eq(access(qpath("queue", id), F_OK), -1);
 	ck_assert_int_eq(access(qpath("queue", id2), F_OK), 0);
 	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 1);
+	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
 	errno = 0;
 	ck_assert_int_eq(queue_remove(q, id), -1);
 	ck_assert_int_eq(errno, ENOENT);
+	queue_close(q);
+}
+END_TEST
+
+/*
+ * A removal cut short by a crash (the entry renamed to queue/.<ID>, some
+ * files gone) is invisible to the scan and finished by queue_open.
+ */
+START_TEST(test_queue_remove_crash_leftover)
+{
+	struct queue		*q;
+	struct scan_result	 r;
+	char			 id[ENVELOPE_ID_MAX], gone[600], path[700];
+
+	q = open_queue();
+	commit_one(q, id, sizeof(id));
+	snprintf(gone, sizeof(gone), "%s/.%s", qpath("queue", NULL), id);
+	ck_assert_int_eq(rename(qpath("queue", id), gone), 0);
+	snprintf(path, sizeof(path), "%s/credentials", gone);
+	ck_assert_int_eq(unlink(path), 0);
+	memset(&r, 0, sizeof(r));
+	ck_assert_int_eq(queue_scan(q, scan_cb, &r), 0);
+	ck_assert_uint_eq(r.n, 0);
+	queue_close(q);
+	q = open_queue();
+	ck_assert_int_eq(access(gone, F_OK), -1);
+	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 0);
 	queue_close(q);
 }
 END_TEST
@@ -977,6 +1014,203 @@ START_TEST(test_queue_content_error)
 }
 END_TEST
 
+/* ---- async commit (group commit on the worker threads) ---- */
+
+#define ASYNC_N		8
+
+static struct {
+	int	 calls;
+	int	 errnum[ASYNC_N];
+	int	 ncalls[ASYNC_N];
+	char	 id[ASYNC_N][ENVELOPE_ID_MAX];
+} done_log;
+
+/* done callback: arg is the commit's index. */
+static void
+async_done(void *arg, const char *id, int errnum)
+{
+	int	 i = (int)(long)arg;
+
+	ck_assert_int_ge(i, 0);
+	ck_assert_int_lt(i, ASYNC_N);
+	ck_assert_str_eq(id, done_log.id[i]);
+	done_log.ncalls[i]++;
+	done_log.errnum[i] = errnum;
+	done_log.calls++;
+}
+
+/* Begin a tx holding MSG and hand it to the workers as commit i. */
+static void
+async_one(struct queue *q, struct event_base *base, int i)
+{
+	struct queue_tx	*tx;
+	struct envelope	 env;
+	struct sasl_cred cred;
+
+	make_env(&env);
+	make_cred(&cred);
+	tx = queue_tx_begin(q);
+	ck_assert_ptr_nonnull(tx);
+	ck_assert_int_eq(queue_tx_write(tx, MSG, strlen(MSG)), 0);
+	snprintf(done_log.id[i], sizeof(done_log.id[i]), "%s",
+	    queue_tx_id(tx));
+	ck_assert_int_eq(queue_tx_commit_async(tx, base, &env, &cred,
+	    async_done, (void *)(long)i), 0);
+	ck_assert_str_eq(env.id, done_log.id[i]);
+	envelope_fini(&env);
+}
+
+/* Run base until no async commit is pending (each wait is one event). */
+static void
+async_wait(struct queue *q, struct event_base *base)
+{
+	int	 i;
+
+	for (i = 0; i < 1000 && queue_async_pending(q) > 0; i++)
+		event_base_loop(base, EVLOOP_ONCE);
+	ck_assert_uint_eq(queue_async_pending(q), 0);
+}
+
+/*
+ * Concurrent async commits: each completion runs once, on the loop and
+ * never within the call, and leaves a whole entry in queue/.
+ */
+START_TEST(test_queue_commit_async)
+{
+	struct queue		*q;
+	struct event_base	*base;
+	struct envelope		 env;
+	char			 err[256];
+	int			 i;
+
+	memset(&done_log, 0, sizeof(done_log));
+	q = open_queue();
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	for (i = 0; i < ASYNC_N; i++)
+		async_one(q, base, i);
+	ck_assert_int_eq(done_log.calls, 0);
+	ck_assert_uint_eq(queue_async_pending(q), ASYNC_N);
+	async_wait(q, base);
+	ck_assert_int_eq(done_log.calls, ASYNC_N);
+	for (i = 0; i < ASYNC_N; i++) {
+		ck_assert_int_eq(done_log.ncalls[i], 1);
+		ck_assert_int_eq(done_log.errnum[i], 0);
+		ck_assert_int_eq(count_entries(qpath("queue", done_log.id[i])),
+		    3);
+		ck_assert_int_eq(queue_load(q, done_log.id[i], &env, err,
+		    sizeof(err)), 0);
+		ck_assert_str_eq(env.id, done_log.id[i]);
+		envelope_fini(&env);
+	}
+	ck_assert_int_eq(count_entries(qpath("queue", NULL)), ASYNC_N);
+	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	queue_close(q);
+	event_base_free(base);
+}
+END_TEST
+
+/*
+ * queue_async_stop with commits in flight: they finish, their completions
+ * run within the call, and a later async commit starts the workers again.
+ */
+START_TEST(test_queue_async_stop_finishes)
+{
+	struct queue		*q;
+	struct event_base	*base;
+	int			 i;
+
+	memset(&done_log, 0, sizeof(done_log));
+	q = open_queue();
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	for (i = 0; i < 3; i++)
+		async_one(q, base, i);
+	queue_async_stop(q);
+	ck_assert_int_eq(done_log.calls, 3);
+	ck_assert_uint_eq(queue_async_pending(q), 0);
+	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 3);
+	async_one(q, base, 3);
+	async_wait(q, base);
+	ck_assert_int_eq(done_log.calls, 4);
+	ck_assert_int_eq(done_log.errnum[3], 0);
+	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 4);
+	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	/* queue_close stops the workers itself; the base outlives it. */
+	async_one(q, base, 4);
+	queue_close(q);
+	ck_assert_int_eq(done_log.calls, 5);
+	event_base_free(base);
+}
+END_TEST
+
+/*
+ * A tmpfs of 1 MB mounted on the queue directory in a mount namespace of
+ * the test process's own.  false when not root (the test says SKIPPED).
+ */
+static bool
+mount_small_tmpfs(void)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "check_queue: ENOSPC test SKIPPED: not root\n");
+		return false;
+	}
+	ck_assert_msg(unshare(CLONE_NEWNS) == 0, "unshare: %s",
+	    strerror(errno));
+	ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+	ck_assert_int_eq(mkdir(qdir, 0700), 0);
+	ck_assert_msg(mount("tmpfs", qdir, "tmpfs", MS_NOSUID | MS_NODEV,
+	    "size=1m,mode=0700") == 0, "mount tmpfs: %s", strerror(errno));
+	return true;
+}
+
+/* Fill the file system holding qdir until a write fails with ENOSPC. */
+static void
+fill_fs(void)
+{
+	char	 path[512], buf[16384];
+	ssize_t	 n = 0;
+	int	 fd, i;
+
+	memset(buf, 'f', sizeof(buf));
+	snprintf(path, sizeof(path), "%s/filler", qdir);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	ck_assert_int_ne(fd, -1);
+	for (i = 0; i < 1024 && (n = write(fd, buf, sizeof(buf))) > 0; i++)
+		continue;
+	for (i = 0; i < 16384 && n > 0; i++)
+		n = write(fd, buf, 1);
+	ck_assert_msg(n == -1 && errno == ENOSPC, "filler: no ENOSPC");
+	close(fd);
+}
+
+/*
+ * Out of space at commit time (the buffered message is written by the
+ * worker): the completion reports ENOSPC and nothing is left behind.
+ */
+START_TEST(test_queue_commit_async_enospc)
+{
+	struct queue		*q;
+	struct event_base	*base;
+
+	memset(&done_log, 0, sizeof(done_log));
+	if (!mount_small_tmpfs())
+		return;
+	q = open_queue();
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	fill_fs();
+	async_one(q, base, 0);
+	async_wait(q, base);
+	ck_assert_int_eq(done_log.calls, 1);
+	ck_assert_int_eq(done_log.errnum[0], ENOSPC);
+	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 0);
+	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	queue_close(q);
+	event_base_free(base);
+}
+END_TEST
+
 /* The queue suite: its test cases and their fixtures. */
 Suite *
 queue_suite(void)
@@ -996,6 +1230,9 @@ queue_suite(void)
 	tcase_add_test(tc, test_queue_write_buffering);
 	tcase_add_test(tc, test_queue_credentials);
 	tcase_add_test(tc, test_queue_password_not_in_envelope);
+	tcase_add_test(tc, test_queue_commit_async);
+	tcase_add_test(tc, test_queue_async_stop_finishes);
+	tcase_add_test(tc, test_queue_commit_async_enospc);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("store");
@@ -1006,6 +1243,7 @@ queue_suite(void)
 	tcase_add_test(tc, test_queue_update);
 	tcase_add_test(tc, test_queue_load_id_mismatch);
 	tcase_add_test(tc, test_queue_remove);
+	tcase_add_test(tc, test_queue_remove_crash_leftover);
 	tcase_add_test(tc, test_queue_fail);
 	tcase_add_test(tc, test_queue_quarantine);
 	tcase_add_test(tc, test_queue_quarantine_drops_credentials);

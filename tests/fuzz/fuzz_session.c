@@ -98,6 +98,44 @@ queue_tx_commit(struct queue_tx *tx, struct envelope *env,
 	return 0;
 }
 
+/* A commit's completion, due on the next loop pass. */
+struct fuzz_commit {
+	void	(*done)(void *, const char *, int);
+	void	*arg;
+};
+
+/* Run a deferred completion. */
+static void
+fuzz_commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fuzz_commit	*c = arg;
+
+	(void)fd;
+	(void)what;
+	c->done(c->arg, "FUZZ0000000001", 0);
+	free(c);
+}
+
+/* Check and forget the tx now; complete on a later pass, like the queue. */
+int
+queue_tx_commit_async(struct queue_tx *tx, struct event_base *base,
+    struct envelope *env, const struct sasl_cred *cred,
+    void (*done)(void *, const char *, int), void *arg)
+{
+	struct fuzz_commit	*c;
+	struct timeval		 tv = { 0, 0 };
+
+	if (queue_tx_commit(tx, env, cred) == -1)
+		return -1;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		abort();
+	c->done = done;
+	c->arg = arg;
+	if (event_base_once(base, -1, EV_TIMEOUT, fuzz_commit_cb, c, &tv) == -1)
+		abort();
+	return 0;
+}
+
 /* Forget the tx (NULL is fine). */
 void
 queue_tx_abort(struct queue_tx *tx)
