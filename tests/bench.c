@@ -12,6 +12,9 @@
  *   4. the burst: N messages from C concurrent submitters; intake rate
  *	and latency (to the 250 after the durable write), end to end rate
  *	and latency (to arrival at the stand-in), CPU and peak RSS;
+ *   4b. the same N with the stand-in stopped (relay sessions wait for its
+ *	banner), so intake is measured without relaying competing for the
+ *	CPU, then the drain of those N once it resumes;
  *   5. one big message (30 MB): peak RSS while receiving and relaying;
  *   6. a queue filled with 10,000 entries: start-up time, RSS, and RSS
  *	while it drains for a few seconds.
@@ -71,6 +74,11 @@ enum bench_figure {
 	F_INTAKE_P50,
 	F_INTAKE_P99,
 	F_INTAKE_FAILED,
+	F_ALONE_RATE,
+	F_ALONE_RATIO,
+	F_ALONE_P50,
+	F_ALONE_P99,
+	F_DRAIN_RATE,
 	F_E2E_RATE,
 	F_E2E_P50,
 	F_E2E_P99,
@@ -118,6 +126,16 @@ static const struct bench_figure_desc bench_figures[F_COUNT] = {
 	    "intake latency p99", "ms", 1000, 1 },
 	[F_INTAKE_FAILED] = { "intake_failures",
 	    "intake failures", "", 1, 0 },
+	[F_ALONE_RATE] = { "intake_alone_msgs_per_s",
+	    "intake, relaying paused", "msgs/s", 1, 0 },
+	[F_ALONE_RATIO] = { "intake_alone_to_disk_ratio",
+	    "  / disk ceiling (C threads)", "", 1, 2 },
+	[F_ALONE_P50] = { "intake_alone_p50_ms",
+	    "  latency p50", "ms", 1000, 1 },
+	[F_ALONE_P99] = { "intake_alone_p99_ms",
+	    "  latency p99", "ms", 1000, 1 },
+	[F_DRAIN_RATE] = { "drain_msgs_per_s",
+	    "drain of those N, relaying resumed", "msgs/s", 1, 1 },
 	[F_E2E_RATE] = { "e2e_msgs_per_s",
 	    "end to end", "msgs/s", 1, 1 },
 	[F_E2E_P50] = { "e2e_p50_ms",
@@ -657,6 +675,64 @@ bench_burst(struct bench *b)
 	return got == in.n ? 0 : -1;
 }
 
+/*
+ * Intake alone: the stand-in is stopped (SIGSTOP), so relay sessions
+ * connect and wait for its banner instead of competing with the
+ * submissions for the two cores; what is left is the submission path and
+ * its durable writes.  Then the stand-in resumes and the N queued
+ * messages drain.
+ */
+static int
+bench_alone(struct bench *b)
+{
+	struct bench_intake	 in;
+	double			*v, t0, tack = 0, tc;
+	size_t			 i, nok = 0, got;
+	pid_t			 spid = b->standin->pid;
+	int			 rc;
+
+	bench_step(b, "intake, relaying paused");
+	memset(&in, 0, sizeof(in));
+	in.socket = b->h.socket;
+	in.msg = &b->msg;
+	in.n = b->o.n;
+	in.conc = b->o.conc;
+	in.first = bench_slots(b, b->o.n);
+	if (kill(spid, SIGSTOP) == -1)
+		return -1;
+	t0 = bench_now();
+	rc = bench_intake_run(&in);
+	tc = bench_now();
+	kill(spid, SIGCONT);
+	if (rc == -1)
+		return -1;
+	got = bench_arrivals_wait_range(&b->arr, in.first, in.n,
+	    b->o.timeout);
+	if (in.failed > 0)
+		fprintf(stderr, "bench: %zu submissions failed, first: %s\n",
+		    in.failed, in.error);
+	v = xcalloc(in.n, sizeof(*v));
+	for (i = 0; i < in.n; i++)
+		if (in.subs[i].ok) {
+			v[nok++] = in.subs[i].t1 - in.subs[i].t0;
+			if (in.subs[i].t1 > tack)
+				tack = in.subs[i].t1;
+		}
+	b->r[F_ALONE_RATE] = (double)nok / (tack - t0);
+	b->r[F_ALONE_P50] = bench_pct(v, nok, 0.5);
+	b->r[F_ALONE_P99] = bench_pct(v, nok, 0.99);
+	for (tack = 0, i = 0; i < in.n; i++) {
+		double	 at = bench_arrival_at(&b->arr, in.first + i);
+
+		if (at > tack)
+			tack = at;
+	}
+	b->r[F_DRAIN_RATE] = (double)got / (tack - tc);
+	free(v);
+	free(in.subs);
+	return got == in.n && in.failed == 0 ? 0 : -1;
+}
+
 /* One big message: peak RSS while it is received, then relayed. */
 static int
 bench_big(struct bench *b)
@@ -774,6 +850,8 @@ bench_derive(struct bench *b)
 {
 	b->r[F_INTAKE_RATIO] = bench_ratio(b->r[F_INTAKE_RATE],
 	    b->r[F_DISKC]);
+	b->r[F_ALONE_RATIO] = bench_ratio(b->r[F_ALONE_RATE],
+	    b->r[F_DISKC]);
 	b->r[F_IDLE_RATIO] = bench_ratio(b->r[F_IDLE_P50],
 	    b->r[F_DIRECT_P50]);
 }
@@ -856,7 +934,8 @@ bench_run(struct bench *b)
 	    (b->r[F_STARTUP_EMPTY] = bench_start_daemon(b)) < 0)
 		return -1;
 	b->r[F_RSS_IDLE] = (double)bench_proc_kb(b->daemon->pid, "VmRSS");
-	if (bench_idle(b) == -1 || bench_burst(b) == -1 || bench_big(b) == -1)
+	if (bench_idle(b) == -1 || bench_burst(b) == -1 ||
+	    bench_alone(b) == -1 || bench_big(b) == -1)
 		return -1;
 	return bench_queued(b);
 }
@@ -875,7 +954,7 @@ main(int argc, char **argv)
 	bench_getopt(&b.o, argc, argv);
 	for (i = 0; i < F_COUNT; i++)
 		b.r[i] = NAN;
-	b.nslots = 2 * b.o.idle + b.o.n + 1 + b.o.queued;
+	b.nslots = 2 * b.o.idle + 2 * b.o.n + 1 + b.o.queued;
 	log_init(LOG_SINK_STDERR, 0, "bench");
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = bench_on_signal;
