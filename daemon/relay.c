@@ -7,7 +7,8 @@
  * reply and picks the next state.  States only move forward:
  *
  *	RESOLVE -> BANNER -> EHLO -> STARTTLS -> TLS -> EHLO2 -> AUTH ->
- *	(AUTH_PLAIN | AUTH_LOGIN_USER -> AUTH_LOGIN_PASS) -> MAIL ->
+ *	(AUTH_PLAIN | AUTH_LOGIN -> AUTH_LOGIN_USER -> AUTH_LOGIN_PASS) ->
+ *	MAIL ->
  *	RCPT (once per recipient) -> DATA -> BODY -> EOM -> QUIT
  *
  * With implicit TLS the handshake follows the TCP connect and the banner
@@ -81,6 +82,7 @@ enum relay_state {
 	RELAY_EHLO2,
 	RELAY_AUTH,
 	RELAY_AUTH_PLAIN,
+	RELAY_AUTH_LOGIN,
 	RELAY_AUTH_LOGIN_USER,
 	RELAY_AUTH_LOGIN_PASS,
 	RELAY_MAIL,
@@ -110,6 +112,7 @@ static const struct {
 	[RELAY_EHLO2] =			{ "EHLO2", "EHLO", 250, 300 },
 	[RELAY_AUTH] =			{ "AUTH", "AUTH", 0, 300 },
 	[RELAY_AUTH_PLAIN] =		{ "AUTH_PLAIN", "AUTH", 235, 300 },
+	[RELAY_AUTH_LOGIN] =		{ "AUTH_LOGIN", "AUTH", 334, 300 },
 	[RELAY_AUTH_LOGIN_USER] =	{ "AUTH_LOGIN_USER", "AUTH", 334, 300 },
 	[RELAY_AUTH_LOGIN_PASS] =	{ "AUTH_LOGIN_PASS", "AUTH", 235, 300 },
 	[RELAY_MAIL] =			{ "MAIL", "MAIL", 250, 300 },
@@ -147,6 +150,11 @@ struct relay {
 
 	relay_done_cb		 done;
 	void			*arg;
+	struct relay_outcome	*outcome;	/* the job's, or NULL */
+	enum relay_reaction	 reaction;	/* of the deciding reply */
+	bool			 authed;
+	bool			 auth_sent;
+	bool			 uncertain;
 	bool			 finishing;
 	bool			 tls_ok;	/* verified TLS is up */
 	bool			 accepted;	/* a 2xx began the EOM reply */
@@ -203,8 +211,15 @@ relay_finish(struct relay *r, enum relay_result result, const char *reason)
 	if (r->finishing)
 		return;
 	r->finishing = true;
-	log_debug("%s relay finished in %s result=%d reason=\"%s\"", r->id,
-	    relay_states[r->state].name, (int)result, reason);
+	log_debug("%s relay finished in %s result=%d reaction=%s "
+	    "reason=\"%s\"", r->id, relay_states[r->state].name, (int)result,
+	    relay_policy_name(r->reaction), reason);
+	if (r->outcome != NULL) {
+		r->outcome->reaction = r->reaction;
+		r->outcome->authed = r->authed;
+		r->outcome->auth_sent = r->auth_sent;
+		r->outcome->uncertain = r->uncertain;
+	}
 	r->done(r->arg, result, reason);
 	relay_free(r);
 }
@@ -233,9 +248,21 @@ relay_fail(struct relay *r, const char *fmt, ...)
 	if (r->state == RELAY_EOM && r->accepted) {
 		log_warnx("%s relay=%s:%s accepted the message, then: %s",
 		    r->id, r->host, r->port, reason);
+		r->reaction = RELAY_REACT_DELIVERED;
 		relay_finish(r, RELAY_OK, r->reason);
 		return;
 	}
+	/*
+	 * The whole message and its final dot went out and no reply came:
+	 * Gmail may have it.  The entry says so; the retry sends the same
+	 * bytes (same Message-ID), which Gmail uses to drop duplicates.
+	 */
+	if (r->state == RELAY_EOM) {
+		r->uncertain = true;
+		log_warnx("%s relay=%s:%s delivery uncertain: %s", r->id,
+		    r->host, r->port, reason);
+	}
+	r->reaction = RELAY_REACT_RETRY;
 	relay_finish(r, RELAY_TEMPFAIL, reason);
 }
 
@@ -359,6 +386,32 @@ relay_send_secret(struct relay *r, const char *shown, const char *prefix,
 	return 0;
 }
 
+/* The step the current state's reply answers, for relay_policy. */
+static enum relay_stage
+relay_stage(const struct relay *r)
+{
+	switch (r->state) {
+	case RELAY_AUTH:
+	case RELAY_AUTH_PLAIN:
+	case RELAY_AUTH_LOGIN:
+	case RELAY_AUTH_LOGIN_USER:
+	case RELAY_AUTH_LOGIN_PASS:
+		return RELAY_STAGE_AUTH;
+	case RELAY_MAIL:
+		return RELAY_STAGE_MAIL;
+	case RELAY_RCPT:
+		return RELAY_STAGE_RCPT;
+	case RELAY_DATA:
+	case RELAY_BODY:
+		return RELAY_STAGE_DATA;
+	case RELAY_EOM:
+	case RELAY_QUIT:
+		return RELAY_STAGE_EOM;
+	default:
+		return RELAY_STAGE_CONNECT;
+	}
+}
+
 /* The reply is not the one the state waits for: judge it and QUIT. */
 static void
 relay_reply_fail(struct relay *r)
@@ -372,16 +425,20 @@ relay_reply_fail(struct relay *r)
 	class = smtp_reply_class(&r->reply);
 	if (class == 4 || class == 5) {
 		/* No TLS is never the message's fault: keep it queued. */
-		if (r->state == RELAY_STARTTLS)
-			result = RELAY_TEMPFAIL;
+		if (r->state == RELAY_STARTTLS && r->reply.code != 421)
+			r->reaction = RELAY_REACT_RETRY;
 		else
-			result = relay_policy_classify(&r->reply);
+			r->reaction = relay_policy_react(relay_stage(r),
+			    &r->reply);
+		result = relay_policy_result(r->reaction);
 		snprintf(reason, sizeof(reason), "%s: %s", r->cmd, one);
 	} else {
+		r->reaction = RELAY_REACT_RETRY;
 		result = RELAY_TEMPFAIL;
 		snprintf(reason, sizeof(reason), "%s: unexpected reply: %s",
 		    r->cmd, one);
 	}
+	/* 421 and 451 4.4.2: the server closes; QUIT would be answered by EOF. */
 	relay_quit(r, result, reason);
 }
 
@@ -595,7 +652,7 @@ relay_auth(struct relay *r)
 	if (r->ehlo.auth & SMTP_AUTH_PLAIN)
 		relay_enter(r, RELAY_AUTH_PLAIN);
 	else if (r->ehlo.auth & SMTP_AUTH_LOGIN)
-		relay_enter(r, RELAY_AUTH_LOGIN_USER);
+		relay_enter(r, RELAY_AUTH_LOGIN);
 	else {
 		snprintf(reason, sizeof(reason),
 		    "no usable AUTH mechanism offered by %s", r->host);
@@ -604,20 +661,23 @@ relay_auth(struct relay *r)
 }
 
 /*
- * Send one AUTH step.  LOGIN sends the user name as its initial response
- * (RFC 4954 4; Gmail answers with the password prompt), so the exchange
- * fits the two states USER and PASS.
+ * Send one AUTH step.  PLAIN goes with its initial response.  LOGIN
+ * takes Gmail's three steps: "AUTH LOGIN", the user name after "334
+ * VXNlcm5hbWU6" (Username:), the password after "334 UGFzc3dvcmQ6".
  */
 static void
 relay_auth_send(struct relay *r)
 {
 	int	 rv;
 
+	r->auth_sent = true;
 	if (r->state == RELAY_AUTH_PLAIN)
 		rv = relay_send_secret(r, "AUTH PLAIN", "AUTH PLAIN ", NULL);
-	else if (r->state == RELAY_AUTH_LOGIN_USER)
-		rv = relay_send_secret(r, "AUTH LOGIN", "AUTH LOGIN ",
-		    r->cred.user);
+	else if (r->state == RELAY_AUTH_LOGIN) {
+		relay_send(r, "AUTH LOGIN");
+		rv = 0;
+	} else if (r->state == RELAY_AUTH_LOGIN_USER)
+		rv = relay_send_secret(r, "AUTH LOGIN", "", r->cred.user);
 	else
 		rv = relay_send_secret(r, "AUTH LOGIN", "", r->cred.pass);
 	if (rv == -1)
@@ -745,6 +805,7 @@ relay_enter(struct relay *r, enum relay_state state)
 		relay_auth(r);
 		break;
 	case RELAY_AUTH_PLAIN:
+	case RELAY_AUTH_LOGIN:
 	case RELAY_AUTH_LOGIN_USER:
 	case RELAY_AUTH_LOGIN_PASS:
 		relay_auth_send(r);
@@ -788,9 +849,10 @@ relay_body_response(struct relay *r)
 	smtp_reply_oneline(&r->reply, one, sizeof(one));
 	class = smtp_reply_class(&r->reply);
 	if (class == 4 || class == 5)
-		result = relay_policy_classify(&r->reply);
+		r->reaction = relay_policy_react(RELAY_STAGE_DATA, &r->reply);
 	else
-		result = RELAY_TEMPFAIL;
+		r->reaction = RELAY_REACT_RETRY;
+	result = relay_policy_result(r->reaction);
 	snprintf(reason, sizeof(reason), "reply before end of DATA: %s", one);
 	log_warnx("%s relay=%s:%s %s", r->id, r->host, r->port, reason);
 	relay_finish(r, result, reason);
@@ -804,6 +866,7 @@ relay_eom_response(struct relay *r)
 
 	smtp_reply_oneline(&r->reply, one, sizeof(one));
 	log_debug("%s relay accepted: %s", r->id, one);
+	r->reaction = RELAY_REACT_DELIVERED;
 	relay_quit(r, RELAY_OK, one);
 }
 
@@ -813,11 +876,13 @@ relay_auth_response(struct relay *r)
 {
 	char	 one[SMTP_REPLY_MAX + 8];
 
+	r->authed = true;
 	if (!r->check_only) {
 		relay_enter(r, RELAY_MAIL);
 		return;
 	}
 	smtp_reply_oneline(&r->reply, one, sizeof(one));
+	r->reaction = RELAY_REACT_DELIVERED;
 	relay_quit(r, RELAY_OK, one);
 }
 
@@ -856,6 +921,9 @@ relay_response(struct relay *r)
 	case RELAY_EHLO2:
 		smtp_ehlo_parse(&r->reply, &r->ehlo);
 		relay_enter(r, RELAY_AUTH);
+		break;
+	case RELAY_AUTH_LOGIN:
+		relay_enter(r, RELAY_AUTH_LOGIN_USER);
 		break;
 	case RELAY_AUTH_LOGIN_USER:
 		relay_enter(r, RELAY_AUTH_LOGIN_PASS);
@@ -911,6 +979,7 @@ relay_eom_peek(struct relay *r, struct evbuffer *in)
 	buf[i] = '\0';
 	r->accepted = true;
 	r->result = RELAY_OK;
+	r->reaction = RELAY_REACT_DELIVERED;
 	str_copy(r->reason, buf, sizeof(r->reason));
 }
 
@@ -1131,6 +1200,8 @@ relay_new(const struct relay_params *p, struct relay_job *job,
 	r->nrcpt = job->nrcpt;
 	r->done = done;
 	r->arg = arg;
+	r->outcome = job->outcome;
+	r->reaction = RELAY_REACT_RETRY;
 	if (r->msgfd != -1 && fstat(r->msgfd, &st) == 0)
 		r->msgsize = st.st_size;
 	return r;

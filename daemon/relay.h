@@ -28,6 +28,36 @@ enum relay_result {
 	RELAY_PERMFAIL
 };
 
+/*
+ * What the reply that ended a session calls for (relay_policy.c decides;
+ * reference/gmail-smtp.md section 12).  The scheduler applies the
+ * account-level ones to every entry with the same credentials.
+ */
+enum relay_reaction {
+	RELAY_REACT_DELIVERED,	/* 2xx */
+	RELAY_REACT_RETRY,	/* temporary: this message later, backoff */
+	RELAY_REACT_RECONNECT,	/* 421: the server closes; backoff, retry */
+	RELAY_REACT_RESEND,	/* 451 4.4.2 idle timeout: again at once */
+	RELAY_REACT_AUTH_BACKOFF, /* 454 4.7.0 at AUTH: the account waits */
+	RELAY_REACT_CREDENTIALS, /* 535/534/530: these credentials are dead */
+	RELAY_REACT_QUOTA,	/* 550 5.4.5: the account is paused */
+	RELAY_REACT_SPLIT,	/* 452 4.5.3 at RCPT: fewer per transaction */
+	RELAY_REACT_RCPT_FAIL,	/* 5xx to one RCPT: that recipient fails */
+	RELAY_REACT_MSG_FAIL	/* 5xx: the message fails */
+};
+
+/* More than the result, for the scheduler (relay_job.outcome). */
+struct relay_outcome {
+	enum relay_reaction	 reaction;
+	bool			 authed;	/* AUTH got 235 */
+	bool			 auth_sent;	/* an AUTH command went out */
+	/*
+	 * The connection was lost (or timed out) after the final dot and
+	 * before any reply: the server may or may not have the message.
+	 */
+	bool			 uncertain;
+};
+
 struct relay_params {
 	struct event_base	*base;
 	struct evdns_base	*dns;
@@ -60,6 +90,7 @@ struct relay_job {
 	size_t			 nrcpt;
 	int			 msgfd;	/* message.eml; relay closes it */
 	struct sasl_cred	 cred;	/* copied; wiped by the relay */
+	struct relay_outcome	*outcome; /* unless NULL, filled before done */
 };
 
 /*

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -80,6 +81,7 @@ struct outcome {
 	int			 calls;
 	enum relay_result	 result;
 	char			 reason[4096];
+	struct relay_outcome	 ro;
 };
 
 static int	 session_timeout = 5;
@@ -320,6 +322,7 @@ session(const struct peer_step *steps, size_t nsteps, const char *host,
 	peer_step(pr);			/* the banner */
 
 	setup_job(&p, &job, base, cctx, sv[0], body);
+	job.outcome = &o->ro;
 	p.host = host;
 	p.tls = mode;
 	if (session_transcript != NULL) {
@@ -1027,6 +1030,7 @@ START_TEST(test_relay_tls_implicit_login)
 	static const struct peer_step steps[] = {
 		{ BANNER, PEER_REPLY },
 		{ "250-" HOST "\r\n250 AUTH LOGIN XOAUTH2\r\n", PEER_REPLY },
+		{ "334 VXNlcm5hbWU6\r\n", PEER_REPLY },
 		{ "334 UGFzc3dvcmQ6\r\n", PEER_REPLY },
 		{ "235 2.7.0 Accepted\r\n", PEER_REPLY },
 		{ "250 2.1.0 OK\r\n", PEER_REPLY },
@@ -1046,12 +1050,12 @@ START_TEST(test_relay_tls_implicit_login)
 	session(steps, nitems(steps), HOST, RELAY_TLS_IMPLICIT, "no newline",
 	    &pr, &o);
 	log = log_capture_stop(saved);
-	ck_assert_msg(strstr(log, "C: AUTH LOGIN ********") != NULL, "log: %s",
-	    log);
+	ck_assert_msg(strstr(log, "C: AUTH LOGIN\n") != NULL &&
+	    strstr(log, "C: AUTH LOGIN ********") != NULL, "log: %s", log);
 	assert_no_secret(log);
 	free(log);
 	ck_assert_int_eq(o.result, RELAY_OK);
-	ck_assert_str_eq(peer_lines(&pr), "EHLO " HELO "\nAUTH LOGIN "
+	ck_assert_str_eq(peer_lines(&pr), "EHLO " HELO "\nAUTH LOGIN\n"
 	    USER_B64 "\n" PASS_B64 "\nMAIL FROM:<" SENDER ">\n"
 	    "RCPT TO:<b@example.org>\nRCPT TO:<c@example.org>\nDATA\nQUIT\n");
 	ck_assert_str_eq(peer_data(&pr), "no newline\n");
@@ -1158,7 +1162,40 @@ START_TEST(test_relay_connection_lost_in_data)
 	ck_assert_msg(strncmp(o.reason, "connection lost in DATA", 23) == 0,
 	    "reason: %s", o.reason);
 	ck_assert_str_eq(peer_data(&pr), "Subject: t\n\nhello\n..\n...x\n");
+	/* The whole message and its dot went out, no reply came. */
+	ck_assert(o.ro.uncertain);
+	ck_assert_int_eq(o.ro.reaction, RELAY_REACT_RETRY);
+	ck_assert(o.ro.authed);
 	peer_free(&pr);
+}
+END_TEST
+
+/* Lost in the middle of the body: the server cannot have the message. */
+START_TEST(test_relay_connection_lost_mid_body_not_uncertain)
+{
+	static const struct peer_step steps[] = {
+		STEPS_TO_AUTH,
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "354 Go ahead\r\n", PEER_DATA_EARLY },
+		{ NULL, PEER_CLOSE },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+	char		*body;
+
+	/* The relay writes into a closed socket: EPIPE, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
+	body = body_make(20000);
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, body, &pr,
+	    &o);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_msg(strncmp(o.reason, "connection lost in DATA", 23) == 0,
+	    "reason: %s", o.reason);
+	ck_assert(!o.ro.uncertain);
+	peer_free(&pr);
+	free(body);
 }
 END_TEST
 
@@ -1425,6 +1462,7 @@ relay_suite(void)
 	tcase_add_test(tc, test_relay_rcpt_rejected);
 	tcase_add_test(tc, test_relay_quota_at_data_defers);
 	tcase_add_test(tc, test_relay_connection_lost_in_data);
+	tcase_add_test(tc, test_relay_connection_lost_mid_body_not_uncertain);
 	tcase_add_test(tc, test_relay_failed_quit_still_delivered);
 	tcase_add_loop_test(tc, test_relay_eom_reply, 0, (int)nitems(eom_cases));
 	tcase_add_test(tc, test_relay_eom_reply_then_long_line);
