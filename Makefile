@@ -54,6 +54,7 @@ COMMON_SRCS	+= common/smtp_proto.c
 COMMON_SRCS	+= common/tls.c
 COMMON_SRCS	+= common/util.c
 
+DAEMON_SRCS	+= daemon/account.c
 DAEMON_SRCS	+= daemon/config.c
 DAEMON_SRCS	+= daemon/listener.c
 DAEMON_SRCS	+= daemon/notify.c
@@ -77,6 +78,7 @@ IT_SRCS		= tests/check_integration.c tests/harness.c
 IT_SRCS		+= tests/it_hostile.c
 IT_SRCS		+= tests/it_durability.c
 IT_SRCS		+= tests/it_service.c
+IT_SRCS		+= tests/it_gmail.c
 STANDIN_SRCS	= tests/standin/standin.c
 BENCH_SRCS	= tests/bench.c tests/bench_load.c tests/bench_sys.c \
 		  tests/harness.c

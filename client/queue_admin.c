@@ -257,6 +257,12 @@ qa_print_text(FILE *out, const struct qa_entry *e, time_t now)
 	    e->size, qa_duration((long long)(now - env->submitted), age,
 	    sizeof(age)), env->attempts, next,
 	    e->delete_requested ? "  (delete requested)" : "");
+	/* Gmail may have it: the reply to the final dot never came. */
+	if (env->state == ENVELOPE_UNCERTAIN)
+		fprintf(out, "    state: uncertain since %s ago (no reply "
+		    "after the message was sent; retried with the same "
+		    "bytes)\n", qa_duration((long long)(now -
+		    env->uncertain_since), age, sizeof(age)));
 	fprintf(out, "    from: %s\n", env->sender[0] ? env->sender : "<>");
 	for (i = 0; i < env->nrcpt; i++)
 		fprintf(out, "    to: %s\n", env->rcpt[i]);
@@ -322,6 +328,11 @@ qa_print_json(FILE *out, const struct qa_entry *e, time_t now)
 	    (long long)env->submitted, (long long)(now - env->submitted),
 	    (unsigned)env->uid, env->attempts, (long long)env->next_attempt);
 	qa_json_str(out, env->last_reply);
+	fprintf(out, ",\"state\":");
+	qa_json_str(out, envelope_state_name(env->state));
+	if (env->state == ENVELOPE_UNCERTAIN)
+		fprintf(out, ",\"uncertain_since\":%lld",
+		    (long long)env->uncertain_since);
 	fprintf(out, "}\n");
 }
 

@@ -37,6 +37,7 @@ enum envelope_key {
 	ENVELOPE_KEY_NEXT_ATTEMPT,
 	ENVELOPE_KEY_STATE,
 	ENVELOPE_KEY_LAST_REPLY,
+	ENVELOPE_KEY_UNCERTAIN,		/* optional */
 	ENVELOPE_KEY_COUNT
 };
 
@@ -50,6 +51,7 @@ static const char *envelope_parse_attempts(struct envelope *, const char *);
 static const char *envelope_parse_next(struct envelope *, const char *);
 static const char *envelope_parse_state(struct envelope *, const char *);
 static const char *envelope_parse_reply(struct envelope *, const char *);
+static const char *envelope_parse_uncertain(struct envelope *, const char *);
 
 /*
  * Indexed by enum envelope_key, in the order dump writes.  parse stores
@@ -68,12 +70,14 @@ static const struct {
 	{ "attempts",		envelope_parse_attempts },
 	{ "next-attempt",	envelope_parse_next },
 	{ "state",		envelope_parse_state },
-	{ "last-reply",		envelope_parse_reply }
+	{ "last-reply",		envelope_parse_reply },
+	{ "uncertain-since",	envelope_parse_uncertain }
 };
 
 static const char *const envelope_states[] = {
 	[ENVELOPE_QUEUED] = "queued",
-	[ENVELOPE_FAILED] = "failed"
+	[ENVELOPE_FAILED] = "failed",
+	[ENVELOPE_UNCERTAIN] = "uncertain"
 };
 
 /* Set up an empty envelope. */
@@ -157,6 +161,7 @@ envelope_dumpable(const struct envelope *env)
 	    !envelope_text_ok(env->last_reply) ||
 	    env->nrcpt == 0 || env->nrcpt > ENVELOPE_RCPT_MAX ||
 	    env->submitted < 0 || env->next_attempt < 0 ||
+	    env->uncertain_since < 0 ||
 	    env->uid == (uid_t)-1 ||
 	    (size_t)env->state >= nitems(envelope_states))
 		return false;
@@ -209,6 +214,9 @@ envelope_dump(const struct envelope *env, FILE *fp)
 	    (unsigned long long)env->next_attempt);
 	envelope_put(fp, ENVELOPE_KEY_STATE, envelope_state_name(env->state));
 	envelope_put(fp, ENVELOPE_KEY_LAST_REPLY, env->last_reply);
+	if (env->state == ENVELOPE_UNCERTAIN)
+		envelope_put_num(fp, ENVELOPE_KEY_UNCERTAIN,
+		    (unsigned long long)env->uncertain_since);
 	if (fflush(fp) == EOF || ferror(fp))
 		return -1;
 	return 0;
@@ -348,6 +356,19 @@ envelope_parse_reply(struct envelope *env, const char *value)
 	return NULL;
 }
 
+/* "uncertain-since: <Unix seconds>", only with state uncertain. */
+static const char *
+envelope_parse_uncertain(struct envelope *env, const char *value)
+{
+	unsigned long long	 v;
+	const char		*msg;
+
+	if ((msg = envelope_number(value, ENVELOPE_TIME_MAX, &v)) != NULL)
+		return msg;
+	env->uncertain_since = (time_t)v;
+	return NULL;
+}
+
 /* Format "name:line: key: message" into err, control bytes in key masked. */
 static void
 envelope_error(char *err, size_t errlen, const char *name, size_t line,
@@ -412,7 +433,7 @@ envelope_missing(const unsigned seen[ENVELOPE_KEY_COUNT])
 	size_t	 k;
 
 	for (k = 0; k < ENVELOPE_KEY_COUNT; k++) {
-		if (seen[k] == 0)
+		if (seen[k] == 0 && k != ENVELOPE_KEY_UNCERTAIN)
 			return envelope_keys[k].name;
 	}
 	return NULL;

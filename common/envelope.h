@@ -11,8 +11,14 @@
  *	uid: 1000                          (submitting uid, SO_PEERCRED)
  *	attempts: 0
  *	next-attempt: 1795705294           (Unix seconds)
- *	state: queued                      (queued, failed)
+ *	state: queued                      (queued, failed, uncertain)
  *	last-reply: 421 4.7.0 Try again later   (may be empty)
+ *	uncertain-since: 1795705300        (only with state uncertain)
+ *
+ * "uncertain": the whole message and its final dot went out and the
+ * connection was lost before Gmail's reply, so Gmail may have it; it is
+ * retried with the same bytes (same Message-ID, which Gmail uses to drop
+ * duplicates).  uncertain-since is when that first happened.
  *
  * The loader is strict: unknown keys, duplicates, missing keys or bad
  * values fail with "file:line: key: message".  No secret is ever stored
@@ -35,7 +41,8 @@
 
 enum envelope_state {
 	ENVELOPE_QUEUED,
-	ENVELOPE_FAILED
+	ENVELOPE_FAILED,
+	ENVELOPE_UNCERTAIN
 };
 
 struct envelope {
@@ -49,6 +56,7 @@ struct envelope {
 	time_t			 next_attempt;
 	enum envelope_state	 state;
 	char			 last_reply[ENVELOPE_REPLY_MAX];
+	time_t			 uncertain_since; /* state uncertain: when */
 };
 
 void	envelope_init(struct envelope *);

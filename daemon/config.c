@@ -54,6 +54,10 @@ static const struct config_key config_keys[] = {
 	{ "idle-timeout",	CONFIG_DURATION, OFF(idle_timeout),  1, 3600 },
 	{ "max-connections",	CONFIG_SIZE,	 OFF(max_conn),	     1, 100000 },
 	{ "max-connections-per-uid", CONFIG_SIZE, OFF(max_conn_uid), 1, 100000 },
+	{ "quota-probe",	CONFIG_DURATION, OFF(quota_probe),   1, 86400 },
+	{ "quota-max-pause",	CONFIG_DURATION, OFF(quota_max_pause), 1, 30 * 86400 },
+	{ "auth-backoff",	CONFIG_DURATION, OFF(auth_backoff),  1, 86400 },
+	{ "account-sessions",	CONFIG_COUNT,	 OFF(account_sessions), 1, 100 },
 };
 
 /* Long options: the keys above plus the command-line-only flags. */
@@ -86,6 +90,10 @@ config_defaults(struct relayqd_config *cfg)
 	cfg->idle_timeout = 300;	/* RFC 5321 4.5.3.2.7 */
 	cfg->max_conn = 256;
 	cfg->max_conn_uid = 32;
+	cfg->quota_probe = 3600;	/* Gmail: "up to 24 hours" */
+	cfg->quota_max_pause = 86400;
+	cfg->auth_backoff = 300;
+	cfg->account_sessions = 2;
 }
 
 /* Look a key up by name. */

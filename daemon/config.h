@@ -41,6 +41,10 @@ struct relayqd_config {
 	unsigned		 idle_timeout;
 	size_t			 max_conn;
 	size_t			 max_conn_uid;
+	unsigned		 quota_probe;	/* after 550 5.4.5, seconds */
+	unsigned		 quota_max_pause; /* not counted in max-age */
+	unsigned		 auth_backoff;	/* after 454 4.7.0, doubling */
+	unsigned		 account_sessions; /* at once per account */
 };
 
 /* Fill in the defaults of DESIGN.md. */

@@ -38,6 +38,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -45,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -132,6 +134,7 @@ struct relay {
 	char			*host;
 	char			*port;
 	char			*helo;
+	char			 literal[INET6_ADDRSTRLEN + 8]; /* our address */
 	enum relay_tls_mode	 tls;
 	int			 timeout;	/* 0: per-state defaults */
 	bool			 check_only;	/* stop after AUTH */
@@ -461,10 +464,56 @@ relay_nodelay(struct relay *r)
 		log_warn("%s relay: TCP_NODELAY", r->id);
 }
 
+/*
+ * Our end's address as an RFC 5321 address literal ("[192.0.2.1]",
+ * "[IPv6:2001:db8::1]"), for an EHLO without a usable name; "[127.0.0.1]"
+ * when the socket has no IP address (a test's Unix socket).
+ */
+static void
+relay_literal(struct relay *r)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len = sizeof(ss);
+	char			 addr[INET6_ADDRSTRLEN];
+	int			 fd;
+
+	str_copy(r->literal, "[127.0.0.1]", sizeof(r->literal));
+	if ((fd = bufferevent_getfd(r->bev)) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return;
+	if (ss.ss_family == AF_INET && inet_ntop(AF_INET,
+	    &((struct sockaddr_in *)(void *)&ss)->sin_addr, addr,
+	    sizeof(addr)) != NULL)
+		snprintf(r->literal, sizeof(r->literal), "[%s]", addr);
+	else if (ss.ss_family == AF_INET6 && inet_ntop(AF_INET6,
+	    &((struct sockaddr_in6 *)(void *)&ss)->sin6_addr, addr,
+	    sizeof(addr)) != NULL)
+		snprintf(r->literal, sizeof(r->literal), "[IPv6:%s]", addr);
+}
+
+/*
+ * The EHLO name: the configured one when it is fully qualified (a dot,
+ * not "localhost"), else our address literal.  Gmail answers "EHLO
+ * localhost" with "421-4.7.0 Try again later, closing connection.
+ * (EHLO)" (reference/gmail-smtp.md section 1).
+ */
+static const char *
+relay_helo(const struct relay *r)
+{
+	const char	*h = r->helo;
+
+	if (h[0] == '\0' || strchr(h, '.') == NULL ||
+	    strcasecmp(h, "localhost") == 0 ||
+	    strncasecmp(h, "localhost.", 10) == 0 || h[strlen(h) - 1] == '.')
+		return r->literal;
+	return h;
+}
+
 /* BEV_EVENT_CONNECTED on the TCP connection. */
 static void
 relay_connected(struct relay *r)
 {
+	relay_literal(r);
 	relay_nodelay(r);
 	log_debug("%s relay connected to %s:%s", r->id, r->host, r->port);
 	relay_show(r, "*", "connected to %s:%s", r->host, r->port);
@@ -793,7 +842,7 @@ relay_enter(struct relay *r, enum relay_state state)
 		break;
 	case RELAY_EHLO:
 	case RELAY_EHLO2:
-		relay_send(r, "EHLO %s", r->helo);
+		relay_send(r, "EHLO %s", relay_helo(r));
 		break;
 	case RELAY_STARTTLS:
 		relay_starttls(r);

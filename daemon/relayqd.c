@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <netdb.h>
 #include <termios.h>
 #include <signal.h>
 #include <stdio.h>
@@ -190,7 +191,30 @@ relayqd_signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
-/* Our EHLO and banner name: helo, else the host name. */
+/*
+ * The host's fully qualified name for a short one (the resolver's
+ * canonical name, /etc/hosts included); name is left as it is when there
+ * is none.  The relay uses an address literal for a name without a dot.
+ */
+static void
+relayqd_fqdn(char *name, size_t len)
+{
+	struct addrinfo	 hints, *ai = NULL;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_flags = AI_CANONNAME;
+	if (getaddrinfo(name, NULL, &hints, &ai) != 0 || ai == NULL)
+		return;
+	if (ai->ai_canonname != NULL && strchr(ai->ai_canonname, '.') != NULL)
+		str_copy(name, ai->ai_canonname, len);
+	freeaddrinfo(ai);
+}
+
+/*
+ * Our EHLO and banner name: helo, else the host's fully qualified name
+ * (the relay says an address literal rather than a name without a dot).
+ */
 static void
 relayqd_set_helo(struct relayqd *d)
 {
@@ -200,6 +224,8 @@ relayqd_set_helo(struct relayqd *d)
 	else if (gethostname(d->helo, sizeof(d->helo) - 1) == -1 ||
 	    d->helo[0] == '\0')
 		str_copy(d->helo, "localhost", sizeof(d->helo));
+	else if (strchr(d->helo, '.') == NULL)
+		relayqd_fqdn(d->helo, sizeof(d->helo));
 }
 
 /* The TLS client context for the configured CA file (or the system's). */
@@ -261,6 +287,10 @@ relayqd_sched_params(struct relayqd *d, struct scheduler_params *sp)
 	sp->retry_max = d->cfg.retry_max;
 	sp->max_age = d->cfg.max_age;
 	sp->max_parallel = d->cfg.max_parallel;
+	sp->quota_probe = d->cfg.quota_probe;
+	sp->quota_max_pause = d->cfg.quota_max_pause;
+	sp->auth_backoff = d->cfg.auth_backoff;
+	sp->account_sessions = d->cfg.account_sessions;
 }
 
 /* The resolver; without resolv.conf, /etc/hosts and literals still work. */

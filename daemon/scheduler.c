@@ -15,6 +15,18 @@
  * postpones the entry instead, without counting an attempt: it never
  * costs the entry its place in queue/ or its credentials.
  *
+ * Gmail's account-level replies apply to every entry that carries the
+ * same user name and password (account.h keys them by a keyed hash):
+ * refused credentials (535 5.7.8, 534 5.7.9, 534 5.7.14, 530 5.7.0) fail
+ * every such entry with that reply and no further AUTH; the daily quota
+ * (550 5.4.5) pauses the account and keeps its entries queued, without
+ * counting attempts, until a probe after quota-probe; too many logins
+ * (454 4.7.0) holds the account's logins for auth-backoff, doubling.  An
+ * account runs one session until a login has worked, then at most
+ * account-sessions.  451 4.4.2 (Gmail's idle timeout) is sent again at
+ * once, not counted.  A connection lost after the final dot leaves the
+ * entry "uncertain" (envelope.h), retried with the same bytes.
+ *
  * A flush (ETRN, SIGUSR1) makes every waiting entry due now, at most once
  * per retry-min: a flush sooner than that after the last one that took
  * effect is ignored, so a client repeating ETRN causes at most one extra
@@ -33,17 +45,25 @@
 
 #include <event2/event.h>
 
+#include "account.h"
 #include "envelope.h"
 #include "log.h"
 #include "queue.h"
 #include "relay.h"
+#include "relay_policy.h"
 #include "scheduler.h"
 #include "util.h"
 
+#define SCHED_RESEND_MAX	3	/* 451 4.4.2 in a row sent again at once */
+
 struct sched_entry {
 	TAILQ_ENTRY(sched_entry) all;
-	TAILQ_ENTRY(sched_entry) ready;
+	TAILQ_ENTRY(sched_entry) ready;	/* in readyq or blockedq */
 	bool			 is_ready;
+	bool			 is_blocked;	/* its account is busy */
+	struct account		*acct;		/* while relaying */
+	unsigned		 resends;	/* 451 4.4.2 in a row */
+	struct relay_outcome	 outcome;
 	struct scheduler	*sched;
 	char			 id[ENVELOPE_ID_MAX];
 	struct event		*timer;
@@ -60,6 +80,8 @@ struct scheduler {
 	struct scheduler_params	 params;
 	struct sched_list	 entries;
 	struct sched_list	 readyq;
+	struct sched_list	 blockedq;	/* waiting for their account */
+	struct account_table	*accounts;
 	void			*index;		/* tsearch tree by id */
 	size_t			 count;
 	unsigned		 running;
@@ -75,6 +97,8 @@ enum sched_admission {
 	SCHED_POSTPONED		/* a local error that may pass */
 };
 
+static void	 sched_params_set(struct scheduler *,
+		    const struct scheduler_params *);
 static int	 sched_cmp(const void *, const void *);
 static struct sched_entry *sched_find(struct scheduler *, const char *);
 static void	 sched_forget(struct sched_entry *);
@@ -95,6 +119,21 @@ static void	 sched_unlock(struct sched_entry *);
 static void	 sched_postpone(struct sched_entry *, const char *,
 		    const char *);
 
+/* Copy the parameters, filling in the account-level defaults. */
+static void
+sched_params_set(struct scheduler *s, const struct scheduler_params *p)
+{
+	s->params = *p;
+	if (s->params.quota_probe == 0)
+		s->params.quota_probe = 3600;
+	if (s->params.quota_max_pause == 0)
+		s->params.quota_max_pause = 86400;
+	if (s->params.auth_backoff == 0)
+		s->params.auth_backoff = 300;
+	if (s->params.account_sessions == 0)
+		s->params.account_sessions = 2;
+}
+
 /* Create the scheduler; entries arrive through scheduler_add/scan. */
 struct scheduler *
 scheduler_new(struct queue *q, const struct scheduler_params *params)
@@ -103,9 +142,12 @@ scheduler_new(struct queue *q, const struct scheduler_params *params)
 
 	s = xcalloc(1, sizeof(*s));
 	s->queue = q;
-	s->params = *params;
+	sched_params_set(s, params);
 	TAILQ_INIT(&s->entries);
 	TAILQ_INIT(&s->readyq);
+	TAILQ_INIT(&s->blockedq);
+	if ((s->accounts = account_table_new()) == NULL)
+		fatalx("no randomness for the account table");
 	return s;
 }
 
@@ -125,6 +167,7 @@ scheduler_free(struct scheduler *s)
 		}
 		sched_forget(e);
 	}
+	account_table_free(s->accounts);
 	free(s);
 }
 
@@ -157,6 +200,8 @@ sched_forget(struct sched_entry *e)
 
 	if (e->is_ready)
 		TAILQ_REMOVE(&s->readyq, e, ready);
+	if (e->is_blocked)
+		TAILQ_REMOVE(&s->blockedq, e, ready);
 	TAILQ_REMOVE(&s->entries, e, all);
 	tdelete(e, &s->index, sched_cmp);
 	s->count--;
@@ -332,7 +377,7 @@ scheduler_flush(struct scheduler *s)
 	s->flushed = true;
 	s->last_flush = now;
 	TAILQ_FOREACH(e, &s->entries, all) {
-		if (e->relay != NULL || e->is_ready)
+		if (e->relay != NULL || e->is_ready || e->is_blocked)
 			continue;
 		sched_arm(e, 0);
 		n++;
@@ -375,7 +420,7 @@ sched_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	UNUSED(fd);
 	UNUSED(what);
-	if (e->relay != NULL || e->is_ready)
+	if (e->relay != NULL || e->is_ready || e->is_blocked)
 		return;
 	e->is_ready = true;
 	TAILQ_INSERT_TAIL(&s->readyq, e, ready);
@@ -477,12 +522,138 @@ sched_postpone(struct sched_entry *e, const char *what, const char *why)
 	sched_arm(e, time(NULL) + delay);
 }
 
+/* max-age, plus the quota cap while Gmail's daily limit pauses acct. */
+static time_t
+sched_max_age(const struct scheduler *s, const struct account *acct)
+{
+	time_t	 age = (time_t)s->params.max_age;
+
+	if (acct != NULL && acct->quota)
+		age += (time_t)s->params.quota_max_pause;
+	return age;
+}
+
+/*
+ * The account waits (quota pause, login backoff): the entry waits with
+ * it until when, without an attempt counted; the envelope says why.
+ * Past max-age (plus the quota cap) it is given up.
+ */
+static void
+sched_hold(struct sched_entry *e, struct account *acct, time_t when)
+{
+	struct scheduler	*s = e->sched;
+	char			 reason[ENVELOPE_REPLY_MAX];
+	time_t			 now = time(NULL);
+
+	if (e->env.attempts > 0 &&
+	    now - e->env.submitted >= sched_max_age(s, acct)) {
+		snprintf(reason, sizeof(reason), "gave up after %lds; %.900s",
+		    (long)(now - e->env.submitted), acct->why);
+		sched_failed(e, reason);
+		return;
+	}
+	e->env.next_attempt = when;
+	str_copy(e->env.last_reply, acct->why, sizeof(e->env.last_reply));
+	if (queue_update(s->queue, &e->env) == -1)
+		log_warn("%s: cannot record the wait (still queued)", e->id);
+	log_info("%s held next=%lds attempts=%u (not counted): %s", e->id,
+	    (long)(when - now), e->env.attempts, acct->why);
+	snprintf(s->last_result, sizeof(s->last_result), "%s held", e->id);
+	sched_unlock(e);
+	envelope_fini(&e->env);
+	envelope_init(&e->env);
+	sched_arm(e, when);
+}
+
+/*
+ * What the account allows before a session starts.  True when the entry
+ * was dealt with instead: failed (refused credentials: no AUTH is ever
+ * tried again with them), held (paused or backing off), or blocked until
+ * one of the account's sessions ends.
+ */
+static bool
+sched_account_gate(struct sched_entry *e, struct account *acct, time_t now)
+{
+	struct scheduler	*s = e->sched;
+	time_t			 until;
+	unsigned		 limit;
+
+	if (acct->refused) {
+		log_info("%s not sent: Gmail refused these credentials "
+		    "before; no new AUTH", e->id);
+		sched_failed(e, acct->refusal);
+		return true;
+	}
+	if ((until = account_wait_until(acct, now)) != 0) {
+		sched_hold(e, acct, until);
+		return true;
+	}
+	limit = acct->proven ? s->params.account_sessions : 1;
+	if (acct->running >= limit) {
+		log_debug("%s waits for its account (%u sessions)", e->id,
+		    acct->running);
+		sched_unlock(e);
+		envelope_fini(&e->env);
+		envelope_init(&e->env);
+		e->is_blocked = true;
+		TAILQ_INSERT_TAIL(&s->blockedq, e, ready);
+		return true;
+	}
+	return false;
+}
+
+/* Entries that waited for a busy account try again (in order). */
+static void
+sched_unblock(struct scheduler *s)
+{
+	struct sched_entry	*e;
+
+	while ((e = TAILQ_FIRST(&s->blockedq)) != NULL) {
+		TAILQ_REMOVE(&s->blockedq, e, ready);
+		e->is_blocked = false;
+		e->is_ready = true;
+		TAILQ_INSERT_TAIL(&s->readyq, e, ready);
+	}
+}
+
+/*
+ * Gmail refused acct's credentials: every entry not in flight that
+ * carries them is made due now, and fails at the gate without an AUTH.
+ */
+static void
+sched_refuse_all(struct scheduler *s, struct account *acct)
+{
+	struct sched_entry	*e;
+	struct sasl_cred	 cred;
+	unsigned		 n = 0;
+
+	TAILQ_FOREACH(e, &s->entries, all) {
+		if (e->relay != NULL || e->is_ready)
+			continue;
+		if (queue_load_cred(s->queue, e->id, &cred) == -1)
+			continue;
+		if (account_match(s->accounts, acct, &cred)) {
+			if (e->is_blocked) {
+				TAILQ_REMOVE(&s->blockedq, e, ready);
+				e->is_blocked = false;
+			}
+			sched_arm(e, 0);
+			n++;
+		}
+		sasl_cred_clear(&cred);
+	}
+	if (n > 0)
+		log_info("credentials refused by Gmail: %u more queued "
+		    "entries with them fail without AUTH", n);
+}
+
 /* Load the entry and hand it to a relay session. */
 static void
 sched_start(struct sched_entry *e)
 {
 	struct scheduler	*s = e->sched;
 	struct relay_job	 job;
+	struct account		*acct;
 	char			 reason[ENVELOPE_REPLY_MAX], err[512];
 	time_t			 now = time(NULL);
 
@@ -500,14 +671,6 @@ sched_start(struct sched_entry *e)
 		sched_postpone(e, "cannot load", err);
 		return;
 	}
-	if (e->env.attempts > 0 &&
-	    now - e->env.submitted >= (time_t)s->params.max_age) {
-		snprintf(reason, sizeof(reason), "gave up after %u attempts "
-		    "over %lds; last reply: %.900s", e->env.attempts,
-		    (long)(now - e->env.submitted), e->env.last_reply);
-		sched_failed(e, reason);
-		return;
-	}
 	memset(&job, 0, sizeof(job));
 	job.id = e->id;
 	job.sender = e->env.sender;
@@ -517,11 +680,27 @@ sched_start(struct sched_entry *e)
 		sched_unreadable(e, "credentials", errno);
 		return;
 	}
+	acct = account_get(s->accounts, &job.cred);
+	if (sched_account_gate(e, acct, now)) {
+		sasl_cred_clear(&job.cred);
+		return;
+	}
+	if (e->env.attempts > 0 &&
+	    now - e->env.submitted >= sched_max_age(s, acct)) {
+		sasl_cred_clear(&job.cred);
+		snprintf(reason, sizeof(reason), "gave up after %u attempts "
+		    "over %lds; last reply: %.900s", e->env.attempts,
+		    (long)(now - e->env.submitted), e->env.last_reply);
+		sched_failed(e, reason);
+		return;
+	}
 	if ((job.msgfd = queue_open_message(s->queue, e->id)) == -1) {
 		sasl_cred_clear(&job.cred);
 		sched_unreadable(e, "message.eml", errno);
 		return;
 	}
+	memset(&e->outcome, 0, sizeof(e->outcome));
+	job.outcome = &e->outcome;
 	e->relay = relay_start(&s->params.relay, &job, sched_relay_done_cb, e);
 	sasl_cred_clear(&job.cred);
 	if (e->relay == NULL) {
@@ -530,7 +709,95 @@ sched_start(struct sched_entry *e)
 		return;
 	}
 	e->postponed = 0;
+	e->acct = acct;
+	acct->running++;
 	s->running++;
+}
+
+/*
+ * An account-level reply: remember it on the account, and let this entry
+ * fail (credentials) or wait with the account (quota, login backoff)
+ * without counting an attempt.  False when the reaction is not one.
+ */
+static bool
+sched_account_reply(struct sched_entry *e, struct account *acct,
+    enum relay_reaction reaction, const char *reply)
+{
+	struct scheduler	*s = e->sched;
+	time_t			 now = time(NULL);
+	unsigned		 delay;
+
+	switch (reaction) {
+	case RELAY_REACT_CREDENTIALS:
+		acct->refused = true;
+		str_copy(acct->refusal, reply, sizeof(acct->refusal));
+		log_warnx("%s Gmail refused the credentials: every queued "
+		    "message with them fails, no further AUTH until a reload",
+		    e->id);
+		sched_failed(e, reply);
+		sched_refuse_all(s, acct);
+		return true;
+	case RELAY_REACT_QUOTA:
+		acct->quota = true;
+		acct->paused_until = now + (time_t)s->params.quota_probe;
+		snprintf(acct->why, sizeof(acct->why), "account paused by "
+		    "Gmail's daily limit, probed again in %us: %.900s",
+		    s->params.quota_probe, reply);
+		sched_hold(e, acct, acct->paused_until);
+		return true;
+	case RELAY_REACT_AUTH_BACKOFF:
+		acct->backoffs++;
+		delay = scheduler_next_delay(acct->backoffs,
+		    s->params.auth_backoff, 16 * s->params.auth_backoff);
+		acct->backoff_until = now + delay;
+		snprintf(acct->why, sizeof(acct->why), "account logins held "
+		    "for %us after: %.900s", delay, reply);
+		sched_hold(e, acct, acct->backoff_until);
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * Apply a finished session to its entry: delivered, an account-level
+ * reply, Gmail's idle timeout (sent again at once, not counted), a
+ * permanent failure, or a deferral (uncertain when the reply to the
+ * final dot never came).
+ */
+static void
+sched_apply(struct sched_entry *e, struct account *acct,
+    enum relay_result result, const char *reply)
+{
+	enum relay_reaction	 reaction = e->outcome.reaction;
+
+	if (result == RELAY_OK) {
+		if (acct != NULL)
+			acct->quota = false;
+		sched_delivered(e, reply);
+		return;
+	}
+	if (acct != NULL && sched_account_reply(e, acct, reaction, reply))
+		return;
+	if (reaction == RELAY_REACT_RESEND && e->resends < SCHED_RESEND_MAX) {
+		e->resends++;
+		log_info("%s sent again now (not counted): %s", e->id, reply);
+		sched_unlock(e);
+		envelope_fini(&e->env);
+		envelope_init(&e->env);
+		sched_arm(e, 0);
+		return;
+	}
+	e->resends = 0;
+	if (result == RELAY_PERMFAIL) {
+		sched_failed(e, reply);
+		return;
+	}
+	if (e->outcome.uncertain && e->env.state != ENVELOPE_UNCERTAIN) {
+		e->env.state = ENVELOPE_UNCERTAIN;
+		e->env.uncertain_since = time(NULL);
+	}
+	sched_deferred(e, reply);
 }
 
 /* A relay session ended: apply its result, then start the next. */
@@ -539,9 +806,20 @@ sched_relay_done_cb(void *arg, enum relay_result result, const char *reply)
 {
 	struct sched_entry	*e = arg;
 	struct scheduler	*s = e->sched;
+	struct account		*acct = e->acct;
 
 	e->relay = NULL;
+	e->acct = NULL;
 	s->running--;
+	if (acct != NULL) {
+		acct->running--;
+		if (e->outcome.authed) {
+			acct->proven = true;
+			acct->backoffs = 0;
+			acct->backoff_until = 0;
+		}
+	}
+	sched_unblock(s);
 	if (result != RELAY_OK) {
 		switch (sched_deleted(s, e->id)) {
 		case 1:
@@ -558,17 +836,7 @@ sched_relay_done_cb(void *arg, enum relay_result result, const char *reply)
 			break;
 		}
 	}
-	switch (result) {
-	case RELAY_OK:
-		sched_delivered(e, reply);
-		break;
-	case RELAY_PERMFAIL:
-		sched_failed(e, reply);
-		break;
-	case RELAY_TEMPFAIL:
-		sched_deferred(e, reply);
-		break;
-	}
+	sched_apply(e, acct, result, reply);
 	sched_pump(s);
 }
 
@@ -676,6 +944,7 @@ sched_deferred(struct sched_entry *e, const char *reason)
 void
 scheduler_set_params(struct scheduler *s, const struct scheduler_params *p)
 {
-	s->params = *p;
+	sched_params_set(s, p);
+	account_table_reset(s->accounts);
 	sched_pump(s);
 }

@@ -21,6 +21,19 @@ struct scheduler_params {
 	unsigned		 retry_max;
 	unsigned		 max_age;
 	unsigned		 max_parallel;
+	/*
+	 * Account-level reactions (0: the default in parentheses).  After
+	 * 550 5.4.5 the account is paused and probed again after
+	 * quota_probe (3600 s); paused time does not count against max_age
+	 * up to quota_max_pause (86400 s).  454 4.7.0 to AUTH holds every
+	 * login of the account for auth_backoff (300 s), doubling while it
+	 * lasts.  At most account_sessions (2) sessions per account at once,
+	 * and one until a login has worked.
+	 */
+	unsigned		 quota_probe;
+	unsigned		 quota_max_pause;
+	unsigned		 auth_backoff;
+	unsigned		 account_sessions;
 };
 
 struct scheduler *scheduler_new(struct queue *, const struct scheduler_params *);
@@ -48,6 +61,8 @@ unsigned	 scheduler_next_delay(unsigned attempts, unsigned min,
 /*
  * Replace the parameters (config reload).  Running relays keep theirs;
  * armed timers keep their time; a higher max_parallel starts more now.
+ * What Gmail said about accounts (refused credentials, pauses, backoffs)
+ * is forgotten.
  */
 void		 scheduler_set_params(struct scheduler *,
 		    const struct scheduler_params *);

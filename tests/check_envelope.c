@@ -156,6 +156,32 @@ START_TEST(test_envelope_empty_values)
 }
 END_TEST
 
+/* State uncertain carries its time; other states write no such key. */
+START_TEST(test_envelope_uncertain)
+{
+	struct envelope	 in, out;
+	char		*text, err[256];
+
+	make_envelope(&in);
+	in.state = ENVELOPE_UNCERTAIN;
+	in.uncertain_since = 1795705300;
+	ck_assert_int_eq(dump_text(&in, &text), 0);
+	ck_assert_ptr_nonnull(strstr(text, "\nstate: uncertain\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\nuncertain-since: 1795705300\n"));
+	ck_assert_int_eq(load_text(&out, text, strlen(text), err, sizeof(err)),
+	    0);
+	ck_assert_int_eq(out.state, ENVELOPE_UNCERTAIN);
+	ck_assert_int_eq((long long)out.uncertain_since, 1795705300LL);
+	free(text);
+	envelope_fini(&out);
+	in.state = ENVELOPE_QUEUED;
+	ck_assert_int_eq(dump_text(&in, &text), 0);
+	ck_assert_ptr_null(strstr(text, "uncertain"));
+	free(text);
+	envelope_fini(&in);
+}
+END_TEST
+
 static const struct {
 	const char	*text;
 	const char	*sender;
@@ -487,6 +513,7 @@ envelope_suite(void)
 	tcase_add_test(tc, test_envelope_dump_exact);
 	tcase_add_test(tc, test_envelope_round_trip);
 	tcase_add_test(tc, test_envelope_empty_values);
+	tcase_add_test(tc, test_envelope_uncertain);
 	tcase_add_test(tc, test_envelope_dump_refuses);
 	tcase_add_test(tc, test_envelope_dump_write_error);
 	tcase_add_test(tc, test_envelope_names_and_rcpt);

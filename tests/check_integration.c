@@ -932,6 +932,7 @@ Suite	*disk_full_suite(void);		/* it_durability.c */
 Suite	*shutdown_suite(void);		/* it_durability.c */
 Suite	*queue_files_suite(void);	/* it_durability.c */
 Suite	*service_suite(void);		/* it_service.c */
+Suite	*gmail_suite(void);		/* it_gmail.c */
 
 /* One suite per scenario, so CK_RUN_SUITE selects each. */
 int
@@ -1009,6 +1010,7 @@ main(void)
 	srunner_add_suite(sr, shutdown_suite());
 	srunner_add_suite(sr, queue_files_suite());
 	srunner_add_suite(sr, service_suite());
+	srunner_add_suite(sr, gmail_suite());
 
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

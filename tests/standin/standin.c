@@ -74,6 +74,16 @@
 #define STANDIN_MECHS		"LOGIN PLAIN XOAUTH2 PLAIN-CLIENTTOKEN " \
 				"OAUTHBEARER XOAUTH"
 
+/* --auth-fail: how every AUTH is answered, whatever the password. */
+enum standin_auth_fail {
+	STANDIN_AUTH_CHECK,	/* by --password */
+	STANDIN_AUTH_BAD,	/* 535 5.7.8 BadCredentials */
+	STANDIN_AUTH_APP,	/* 534 5.7.9 InvalidSecondFactor */
+	STANDIN_AUTH_WEB,	/* 534 5.7.14 web login */
+	STANDIN_AUTH_THROTTLE,	/* 454 4.7.0 Too many login attempts */
+	STANDIN_AUTH_TEMP	/* 454 4.7.0 temporary system problem */
+};
+
 /* How TLS is offered: STARTTLS (587), not at all, or from the first byte (465). */
 enum standin_tls_mode {
 	STANDIN_TLS_STARTTLS,
@@ -106,6 +116,7 @@ struct standin_tx {
 	bool			 toobig;
 	bool			 ioerr;
 	bool			 drop;		/* --drop-in-data chose this one */
+	bool			 dropdot;	/* --drop-after-dot chose it */
 	bool			 bol;		/* DATA: at the start of a line */
 	bool			 bdat;		/* BDAT used: DATA is refused */
 	bool			 bdat_last;
@@ -151,6 +162,15 @@ struct standin {
 	int			 tls_max;	/* highest TLS version offered */
 	bool			 reject_rcpt;
 	bool			 quota;
+	bool			 legacy;	/* --profile legacy wording */
+	int			 auth_fail;	/* enum standin_auth_fail */
+	unsigned long long	 auth_fail_left; /* how many AUTHs fail so */
+	unsigned long long	 quota_left;	/* --quota-count */
+	unsigned long long	 idle_left;	/* --idle-at-mail */
+	unsigned long long	 burst_left;	/* --burst-at-data */
+	unsigned long long	 dropdot_left;	/* --drop-after-dot */
+	const char		*mechs;		/* AUTH line after TLS */
+	const char		*reject_domain;	/* 553 5.1.2 for it */
 	bool			 discard;	/* count message bytes, keep none */
 	unsigned long long	 tempfail_left;
 	unsigned long long	 drop_left;
@@ -166,6 +186,7 @@ static void	standin_event(struct standin *, const char *, ...)
 static void	standin_reply(struct standin_sess *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	standin_process(struct standin_sess *);
+static void	standin_drop(struct standin_sess *);
 static void	standin_read_cb(struct bufferevent *, void *);
 static void	standin_write_cb(struct bufferevent *, void *);
 static void	standin_event_cb(struct bufferevent *, short, void *);
@@ -242,6 +263,20 @@ static void
 standin_replyid(struct standin_sess *s, const char *text)
 {
 	standin_reply(s, "%s %s - gsmtp", text, s->id);
+}
+
+/* "Learn more at" (legacy profile) or "For more information, go to". */
+static const char *
+standin_more(const struct standin_sess *s)
+{
+	return s->si->legacy ? "Learn more at" : "For more information, go to";
+}
+
+/* The one space (legacy profile) or two before text that follows a code. */
+static const char *
+standin_gap(const struct standin_sess *s)
+{
+	return s->si->legacy ? " " : "  ";
 }
 
 /* Queue a last reply and close once it has been written. */
@@ -395,6 +430,45 @@ standin_tls_failed(struct standin_sess *s, short what)
 
 /* ---- AUTH ---- */
 
+/* --auth-fail's replies other than 535 (gmail-smtp.md section 4). */
+static void
+standin_auth_refused(struct standin_sess *s, int mode)
+{
+	switch (mode) {
+	case STANDIN_AUTH_APP:
+		standin_reply(s, "534-5.7.9 Application-specific password "
+		    "required. %s", standin_more(s));
+		standin_replyid(s, "534 5.7.9  https://support.google.com/mail/"
+		    "?p=InvalidSecondFactor");
+		break;
+	case STANDIN_AUTH_WEB:
+		standin_reply(s, "534-5.7.14 <https://accounts.google.com/signin/"
+		    "continue?sarp=1&scc=1&plt=AKgnsbs>");
+		standin_reply(s, "534-5.7.14 Please log in via your web browser "
+		    "and");
+		standin_reply(s, "534-5.7.14 then try again.");
+		standin_reply(s, "534-5.7.14  Learn more at");
+		standin_replyid(s, "534 5.7.14  https://support.google.com/mail/"
+		    "answer/78754");
+		break;
+	case STANDIN_AUTH_THROTTLE:
+		if (s->si->legacy)
+			standin_replyid(s, "454 4.7.0 Too many login attempts, "
+			    "please try again later.");
+		else {
+			standin_reply(s, "454-4.7.0 Too many login attempts, "
+			    "please try again later. Learn more at");
+			standin_replyid(s, "454 4.7.0  https://support.google.com"
+			    "/mail/answer/7126229");
+		}
+		break;
+	default:
+		standin_replyid(s, "454 4.7.0 Cannot authenticate due to "
+		    "temporary system problem. Try again later.");
+		break;
+	}
+}
+
 /* Judge one credential pair, reply 235 or 535, and log the attempt. */
 static void
 standin_auth_check(struct standin_sess *s, const char *user, size_t userlen,
@@ -403,7 +477,13 @@ standin_auth_check(struct standin_sess *s, const char *user, size_t userlen,
 	const char	*want = s->si->password;
 	char		 shown[STANDIN_USER_MAX];
 	bool		 ok;
+	int		 mode = STANDIN_AUTH_CHECK, code;
 
+	if (s->si->auth_fail != STANDIN_AUTH_CHECK &&
+	    s->si->auth_fail_left > 0) {
+		s->si->auth_fail_left--;
+		mode = s->si->auth_fail;
+	}
 	if (want != NULL)
 		ok = passlen == strlen(want) &&
 		    CRYPTO_memcmp(pass, want, passlen) == 0;
@@ -411,14 +491,21 @@ standin_auth_check(struct standin_sess *s, const char *user, size_t userlen,
 		ok = passlen > 0 && !(passlen == 5 &&
 		    memcmp(pass, "wrong", 5) == 0);
 	ok = ok && userlen > 0 && userlen < sizeof(s->user);
+	if (mode != STANDIN_AUTH_CHECK)
+		ok = false;
+	code = ok ? 235 : mode == STANDIN_AUTH_APP ||
+	    mode == STANDIN_AUTH_WEB ? 534 : mode == STANDIN_AUTH_THROTTLE ||
+	    mode == STANDIN_AUTH_TEMP ? 454 : 535;
 	if (userlen >= sizeof(shown))
 		userlen = sizeof(shown) - 1;
 	memcpy(shown, user, userlen);
 	shown[userlen] = '\0';
 	standin_event(s->si, "auth %u user=%s tls=%s result=%d", s->conn,
 	    standin_printable(shown, shown, sizeof(shown), false),
-	    s->tls ? "yes" : "no", ok ? 235 : 535);
-	if (ok) {
+	    s->tls ? "yes" : "no", code);
+	if (!ok && mode != STANDIN_AUTH_CHECK && mode != STANDIN_AUTH_BAD)
+		standin_auth_refused(s, mode);
+	else if (ok) {
 		s->authed = true;
 		s->auth_tls = s->tls;
 		memcpy(s->user, user, userlen);
@@ -426,7 +513,7 @@ standin_auth_check(struct standin_sess *s, const char *user, size_t userlen,
 		standin_reply(s, "235 2.7.0 Accepted");
 	} else {
 		standin_reply(s, "535-5.7.8 Username and Password not "
-		    "accepted. For more information, go to");
+		    "accepted. %s", standin_more(s));
 		standin_replyid(s, "535 5.7.8  https://support.google.com/"
 		    "mail/?p=BadCredentials");
 	}
@@ -694,17 +781,40 @@ standin_cmd_mail(struct standin_sess *s, const char *arg)
 		standin_replyid(s, "421 4.7.0 Try again later, closing "
 		    "connection.");
 		standin_close_after(s);
-	} else if (si->quota) {
-		standin_reply(s, "550-5.4.5 Daily user sending limit exceeded. "
-		    "For more information, go to");
-		standin_replyid(s, "550 5.4.5  https://support.google.com/a/"
-		    "answer/166852");
+	} else if (si->idle_left > 0) {
+		si->idle_left--;
+		standin_event(si, "idle %u", s->conn);
+		standin_replyid(s, "451 4.4.2 Timeout - closing connection.");
+		standin_close_after(s);
+	} else if (si->quota || si->quota_left > 0) {
+		if (si->quota_left > 0)
+			si->quota_left--;
+		standin_event(si, "quota %u", s->conn);
+		if (si->legacy)
+			standin_replyid(s, "550 5.4.5 Daily user sending quota "
+			    "exceeded.");
+		else {
+			standin_reply(s, "550-5.4.5 Daily user sending limit "
+			    "exceeded. For more information on Gmail");
+			standin_reply(s, "550-5.4.5 sending limits go to");
+			standin_replyid(s, "550 5.4.5  https://support.google.com"
+			    "/a/answer/166852");
+		}
 	} else {
 		s->tx.active = true;
 		str_copy(s->tx.from, from, sizeof(s->tx.from));
 		standin_event(si, "mail %u from=%s", s->conn, from);
 		standin_replyid(s, "250 2.1.0 OK");
 	}
+}
+
+/* True when addr is at domain (case-insensitive). */
+static bool
+standin_in_domain(const char *addr, const char *domain)
+{
+	const char	*at = strrchr(addr, '@');
+
+	return at != NULL && strcasecmp(at + 1, domain) == 0;
 }
 
 /* RCPT TO:<addr> [params]. */
@@ -729,6 +839,15 @@ standin_cmd_rcpt(struct standin_sess *s, const char *arg)
 		standin_reply(s, "452-4.5.3 Google's sending limits, go to");
 		standin_replyid(s, "452 4.5.3  https://support.google.com/mail/"
 		    "?p=TooManyRecipientsError");
+	} else if (s->si->reject_domain != NULL &&
+	    standin_in_domain(to, s->si->reject_domain)) {
+		standin_event(s->si, "rcpt-refused %u to=%s", s->conn, to);
+		standin_reply(s, "553-5.1.2 We weren't able to find the "
+		    "recipient domain. Please check for any");
+		standin_reply(s, "553-5.1.2 spelling errors, and make sure you "
+		    "didn't enter any spaces, periods,");
+		standin_replyid(s, "553 5.1.2 or other punctuation after the "
+		    "recipient's email address.");
 	} else if (s->si->reject_rcpt) {
 		standin_reply(s, "550-5.1.1 The email account that you tried "
 		    "to reach does not exist. Please try");
@@ -767,6 +886,9 @@ standin_tx_open(struct standin_sess *s)
 	if (s->si->drop_left > 0) {
 		s->si->drop_left--;
 		tx->drop = true;
+	} else if (s->si->dropdot_left > 0) {
+		s->si->dropdot_left--;
+		tx->dropdot = true;
 	}
 	return 0;
 }
@@ -847,8 +969,15 @@ standin_deliver(struct standin_sess *s)
 		s->si->nmsg = n;
 		standin_event(s->si, "delivered %u file=msg-%06u.eml", s->conn,
 		    n);
-		standin_reply(s, "250 2.0.0 OK  %lld %s - gsmtp",
-		    (long long)time(NULL), s->id);
+		if (tx->dropdot) {
+			/* Kept, but the client never hears of it. */
+			standin_event(s->si, "dropdot %u", s->conn);
+			standin_tx_reset(s);
+			standin_drop(s);
+			return;
+		}
+		standin_reply(s, "250 2.0.0 OK%s%lld %s - gsmtp",
+		    standin_gap(s), (long long)time(NULL), s->id);
 	}
 	standin_tx_reset(s);
 }
@@ -954,9 +1083,17 @@ standin_cmd_data(struct standin_sess *s)
 		standin_replyid(s, "503 5.5.1 No DATA after BDAT.");
 	else if (s->tx.nrcpt == 0)
 		standin_replyid(s, "503 5.5.1 RCPT first.");
-	else if (standin_tx_open(s) == 0) {
+	else if (s->si->burst_left > 0) {
+		s->si->burst_left--;
+		standin_event(s->si, "burst %u", s->conn);
+		standin_tx_reset(s);
+		standin_reply(s, "421 4.3.0 Temporary System Problem.%sTry again "
+		    "later (10). %s - gsmtp", standin_gap(s), s->id);
+		standin_close_after(s);
+	} else if (standin_tx_open(s) == 0) {
 		s->state = STANDIN_DATA;
-		standin_replyid(s, "354  Go ahead");
+		standin_reply(s, "354%sGo ahead %s - gsmtp", standin_gap(s),
+		    s->id);
 	}
 }
 
@@ -1005,6 +1142,7 @@ static void
 standin_cmd_ehlo(struct standin_sess *s, const char *arg)
 {
 	bool	 offer_tls = s->si->mode == STANDIN_TLS_STARTTLS && !s->tls;
+	char	 name[STANDIN_ADDR_MAX];
 
 	if (*arg == '\0') {
 		standin_reply(s, "501-5.5.4 Empty HELO/EHLO argument not "
@@ -1014,6 +1152,19 @@ standin_cmd_ehlo(struct standin_sess *s, const char *arg)
 		standin_close_after(s);
 		return;
 	}
+	if (strcasecmp(arg, "localhost") == 0 ||
+	    strncasecmp(arg, "localhost.", 10) == 0) {
+		/* What Gmail says to a client that cannot name itself. */
+		standin_event(s->si, "ehlo-refused %u", s->conn);
+		standin_reply(s, "421-4.7.0 Try again later, closing connection. "
+		    "(EHLO)");
+		standin_replyid(s, "421 4.7.0  https://support.google.com/mail/"
+		    "?p=helo");
+		standin_close_after(s);
+		return;
+	}
+	standin_event(s->si, "ehlo %u name=%s", s->conn,
+	    standin_printable(arg, name, sizeof(name), false));
 	standin_tx_reset(s);
 	s->greeted = true;
 	standin_reply(s, "250-%s at your service, [%s]", STANDIN_HOST, s->peer);
@@ -1022,7 +1173,7 @@ standin_cmd_ehlo(struct standin_sess *s, const char *arg)
 	if (offer_tls)
 		standin_reply(s, "250-STARTTLS");
 	else
-		standin_reply(s, "250-AUTH %s", STANDIN_MECHS);
+		standin_reply(s, "250-AUTH %s", s->si->mechs);
 	standin_reply(s, "250-ENHANCEDSTATUSCODES");
 	standin_reply(s, "250-PIPELINING");
 	standin_reply(s, "250-CHUNKING");
@@ -1435,7 +1586,13 @@ standin_usage(void)
 	    "               [--drop-in-data N] [--reject-rcpt] [--quota]\n"
 	    "               [--idle-timeout SECONDS] [--tls-max 1.0|1.1|1.2|1.3]\n"
 	    "               [--starttls-reply REPLY] [--inject-after-starttls LINE]\n"
-	    "               [--discard] [-v]\n");
+	    "               [--discard] [--profile legacy|current]\n"
+	    "               [--auth-fail bad|app-password|web-login|throttle|"
+	    "temporary]\n"
+	    "               [--auth-fail-count N] [--quota-count N]\n"
+	    "               [--idle-at-mail N] [--burst-at-data N]\n"
+	    "               [--drop-after-dot N] [--auth-mechs LIST]\n"
+	    "               [--reject-domain DOMAIN] [-v]\n");
 	exit(64);
 }
 
@@ -1489,6 +1646,28 @@ standin_reply_arg(const char *name, const char *val)
 	return val;
 }
 
+/* An --auth-fail mode: bad, app-password, web-login, throttle, temporary. */
+static int
+standin_auth_mode(const char *val)
+{
+	static const struct {
+		const char	*name;
+		int		 mode;
+	} m[] = {
+		{ "bad", STANDIN_AUTH_BAD }, { "app-password", STANDIN_AUTH_APP },
+		{ "web-login", STANDIN_AUTH_WEB },
+		{ "throttle", STANDIN_AUTH_THROTTLE },
+		{ "temporary", STANDIN_AUTH_TEMP }
+	};
+	size_t	 i;
+
+	for (i = 0; i < nitems(m); i++)
+		if (strcmp(val, m[i].name) == 0)
+			return m[i].mode;
+	fprintf(stderr, "standin: --auth-fail: bad value '%s'\n", val);
+	standin_usage();
+}
+
 struct standin_args {
 	unsigned	 port;
 	const char	*port_file;
@@ -1504,7 +1683,9 @@ standin_getopt(int argc, char **argv, struct standin *si,
 {
 	enum { O_PORT = 256, O_PORTFILE, O_CERT, O_KEY, O_MAILDIR, O_PASSWORD,
 	    O_NOSTARTTLS, O_IMPLICIT, O_TEMPFAIL, O_REJECT, O_DROP, O_QUOTA,
-	    O_IDLE, O_TLSMAX, O_STLSREPLY, O_INJECT, O_DISCARD };
+	    O_IDLE, O_TLSMAX, O_STLSREPLY, O_INJECT, O_DISCARD, O_PROFILE,
+	    O_AUTHFAIL, O_AUTHFAILN, O_QUOTAN, O_IDLEMAIL, O_BURST, O_DROPDOT,
+	    O_MECHS, O_REJDOMAIN };
 	static const struct option	 opts[] = {
 		{ "port",		required_argument, NULL, O_PORT },
 		{ "port-file",		required_argument, NULL, O_PORTFILE },
@@ -1523,6 +1704,15 @@ standin_getopt(int argc, char **argv, struct standin *si,
 		{ "tls-max",		required_argument, NULL, O_TLSMAX },
 		{ "starttls-reply",	required_argument, NULL, O_STLSREPLY },
 		{ "inject-after-starttls", required_argument, NULL, O_INJECT },
+		{ "profile",		required_argument, NULL, O_PROFILE },
+		{ "auth-fail",		required_argument, NULL, O_AUTHFAIL },
+		{ "auth-fail-count",	required_argument, NULL, O_AUTHFAILN },
+		{ "quota-count",	required_argument, NULL, O_QUOTAN },
+		{ "idle-at-mail",	required_argument, NULL, O_IDLEMAIL },
+		{ "burst-at-data",	required_argument, NULL, O_BURST },
+		{ "drop-after-dot",	required_argument, NULL, O_DROPDOT },
+		{ "auth-mechs",		required_argument, NULL, O_MECHS },
+		{ "reject-domain",	required_argument, NULL, O_REJDOMAIN },
 		{ "verbose",		no_argument,	   NULL, 'v' },
 		{ NULL,			0,		   NULL, 0 }
 	};
@@ -1591,6 +1781,41 @@ standin_getopt(int argc, char **argv, struct standin *si,
 		case O_DISCARD:
 			si->discard = true;
 			break;
+		case O_PROFILE:
+			if (strcmp(optarg, "legacy") == 0)
+				si->legacy = true;
+			else if (strcmp(optarg, "current") != 0)
+				standin_usage();
+			break;
+		case O_AUTHFAIL:
+			si->auth_fail = standin_auth_mode(optarg);
+			break;
+		case O_AUTHFAILN:
+			si->auth_fail_left = standin_number("auth-fail-count",
+			    optarg, 0, UINT_MAX);
+			break;
+		case O_QUOTAN:
+			si->quota_left = standin_number("quota-count", optarg,
+			    0, UINT_MAX);
+			break;
+		case O_IDLEMAIL:
+			si->idle_left = standin_number("idle-at-mail", optarg,
+			    0, UINT_MAX);
+			break;
+		case O_BURST:
+			si->burst_left = standin_number("burst-at-data", optarg,
+			    0, UINT_MAX);
+			break;
+		case O_DROPDOT:
+			si->dropdot_left = standin_number("drop-after-dot",
+			    optarg, 0, UINT_MAX);
+			break;
+		case O_MECHS:
+			si->mechs = standin_reply_arg("auth-mechs", optarg);
+			break;
+		case O_REJDOMAIN:
+			si->reject_domain = optarg;
+			break;
 		case 'v':
 			a->verbose++;
 			break;
@@ -1645,6 +1870,8 @@ main(int argc, char **argv)
 	si = xcalloc(1, sizeof(*si));
 	memset(&a, 0, sizeof(a));
 	si->idle = STANDIN_IDLE_DEFAULT;
+	si->mechs = STANDIN_MECHS;
+	si->auth_fail_left = ULLONG_MAX;
 	TAILQ_INIT(&si->sessions);
 	standin_getopt(argc, argv, si, &a);
 	log_init(LOG_SINK_STDERR, a.verbose, "standin");

@@ -1,0 +1,633 @@
+/*
+ * it_gmail.c: relayqd as a Gmail client, against the stand-in producing
+ * Gmail's replies (reference/gmail-smtp.md section 12): refused
+ * credentials end every attempt with them after one AUTH, the daily quota
+ * pauses the account without counting attempts, too many logins hold the
+ * account's logins, 421 and 451 4.4.2 reconnect without failing the
+ * message, a connection lost after the final dot leaves the entry
+ * "uncertain" and the retry sends the same bytes, AUTH LOGIN when PLAIN is
+ * not offered, implicit TLS, and an EHLO name that is never "localhost".
+ * Each test runs the real programs in a fresh directory (tests/harness.h).
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "harness.h"
+#include "util.h"
+
+#define GM_TIMEOUT	60		/* per test, before the multiplier */
+#define GM_USER		"alice@example.com"
+#define GM_RCPT		"bob@example.net"
+#define GM_GOOD		"Gm4il-app-pass-OK"
+#define GM_BAD		"Gm4il-wrong-pass"
+#define GM_BODY		"Subject: it_gmail\r\nMessage-ID: <it-gmail@example." \
+			"com>\r\n\r\nhello\r\n"
+
+Suite	*gmail_suite(void);
+
+static struct harness	 gh;		/* one per forked test */
+
+/* Print the end of each process log and of the stand-in's events. */
+static void
+gm_dump(void)
+{
+	char	 path[PATH_MAX];
+	char	*text;
+	size_t	 i, len;
+
+	for (i = 0; i <= gh.nprocs; i++) {
+		if (i < gh.nprocs)
+			snprintf(path, sizeof(path), "%s", gh.procs[i].log);
+		else if ((size_t)snprintf(path, sizeof(path), "%s/events.log",
+		    gh.mail) >= sizeof(path))
+			continue;
+		if ((text = harness_read_file(path, &len)) == NULL)
+			continue;
+		fprintf(stderr, "---- %s ----\n%s\n", path,
+		    len > 6000 ? text + len - 6000 : text);
+		free(text);
+	}
+}
+
+/* Assert, printing the logs first, and clean up on failure. */
+#define gm_assert(cond, ...) do {					\
+	if (!(cond)) {							\
+		gm_dump();						\
+		harness_fini(&gh);					\
+		ck_abort_msg(__VA_ARGS__);				\
+	}								\
+} while (0)
+
+/* A fresh directory per test. */
+static void
+gm_setup(void)
+{
+	if (harness_init(&gh) == -1) {
+		harness_fini(&gh);
+		ck_abort_msg("harness_init failed");
+	}
+}
+
+/* Every process still running must exit 0 on SIGTERM; then clean up. */
+static void
+gm_teardown(void)
+{
+	struct harness_proc	*p;
+	size_t			 i;
+	int			 status;
+
+	for (i = gh.nprocs; i > 0; i--) {
+		p = &gh.procs[i - 1];
+		if (harness_exited(p))
+			continue;
+		status = harness_stop(p, SIGTERM, harness_scale(HARNESS_WAIT));
+		gm_assert(status != -1 && WIFEXITED(status) &&
+		    WEXITSTATUS(status) == 0, "%s on SIGTERM: status 0x%x",
+		    p->name, (unsigned)status);
+	}
+	harness_fini(&gh);
+}
+
+/* Format into buf; it must fit. */
+static void
+gm_fmt(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Format into buf; it must fit. */
+static void
+gm_fmt(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	gm_assert(n >= 0 && (size_t)n < len, "does not fit: %s", fmt);
+}
+
+/* The standard bounded wait. */
+static double
+gm_wait(void)
+{
+	return harness_scale(HARNESS_WAIT);
+}
+
+/* Start the stand-in with the extra arguments, or fail. */
+static struct harness_proc *
+gm_standin(const char *const *extra)
+{
+	struct harness_proc	*p;
+
+	p = harness_standin(&gh, NULL, extra);
+	gm_assert(p != NULL, "the stand-in did not start");
+	return p;
+}
+
+/* Start relayqd towards 127.0.0.1:port (0: the stand-in's), or fail. */
+static struct harness_proc *
+gm_relayqd(int port, const char *const *extra)
+{
+	struct harness_proc	*p;
+
+	p = harness_relayqd(&gh, NULL, port, extra);
+	gm_assert(p != NULL, "relayqd did not start");
+	return p;
+}
+
+/*
+ * Submit n messages by hand in one session authenticated as GM_USER with
+ * password; their queue IDs into ids (n of ENVELOPE-sized slots).
+ */
+static void
+gm_submit(const char *password, size_t n, char ids[][64])
+{
+	struct harness_smtp	 s;
+	char			 plain[128];
+	char			*b64;
+	size_t			 i;
+	int			 len;
+
+	len = snprintf(plain, sizeof(plain), "%c%s%c%s", '\0', GM_USER, '\0',
+	    password);
+	gm_assert(len > 0 && (size_t)len < sizeof(plain), "AUTH too long");
+	b64 = harness_b64_encode(plain, (size_t)len);
+	gm_assert(b64 != NULL, "out of memory");
+	gm_assert(harness_smtp_open(&s, gh.socket) == 220, "banner: %s",
+	    s.reply);
+	gm_assert(harness_smtp_cmd(&s, "EHLO it.example") == 250, "EHLO: %s",
+	    s.reply);
+	gm_assert(harness_smtp_cmd(&s, "AUTH PLAIN %s", b64) == 235,
+	    "AUTH: %s", s.reply);
+	free(b64);
+	for (i = 0; i < n; i++) {
+		gm_assert(harness_smtp_cmd(&s, "MAIL FROM:<%s>", GM_USER) ==
+		    250, "MAIL: %s", s.reply);
+		gm_assert(harness_smtp_cmd(&s, "RCPT TO:<%s>", GM_RCPT) == 250,
+		    "RCPT: %s", s.reply);
+		gm_assert(harness_smtp_cmd(&s, "DATA") == 354, "DATA: %s",
+		    s.reply);
+		gm_assert(harness_smtp_data(&s, GM_BODY, strlen(GM_BODY)) ==
+		    250 && harness_queue_id(s.reply, ids[i], 64) == 0,
+		    "end of data: %s", s.reply);
+	}
+	gm_assert(harness_smtp_cmd(&s, "QUIT") == 221, "QUIT: %s", s.reply);
+	harness_smtp_close(&s);
+}
+
+/* The stand-in's events.log path. */
+static const char *
+gm_events(char *buf, size_t len)
+{
+	gm_fmt(buf, len, "%s/events.log", gh.mail);
+	return buf;
+}
+
+/* <queue>/<sub>/<id>/envelope into buf. */
+static const char *
+gm_envelope(char *buf, size_t len, const char *sub, const char *id)
+{
+	gm_fmt(buf, len, "%s/%s/%s/envelope", gh.queue, sub, id);
+	return buf;
+}
+
+/* Wait until relayqd's log holds "<id> <what>". */
+static void
+gm_wait_log(struct harness_proc *d, const char *id, const char *what)
+{
+	char	 line[256];
+
+	gm_fmt(line, sizeof(line), "%s %s", id, what);
+	gm_assert(harness_wait_grep(d->log, line, 1, gm_wait()) == 0,
+	    "relayqd never logged \"%s\"", line);
+}
+
+/* Wait until queue/<id> is gone and relayqd logged its delivery. */
+static void
+gm_wait_delivered(struct harness_proc *d, const char *id)
+{
+	char	 path[PATH_MAX];
+
+	gm_fmt(path, sizeof(path), "%s/queue/%s", gh.queue, id);
+	gm_assert(harness_wait_gone(path, gm_wait()) == 0, "%s still queued",
+	    id);
+	gm_wait_log(d, id, "delivered");
+}
+
+/* ---- credentials ---- */
+
+/*
+ * Twenty messages with a bad password wait in the queue while Gmail is
+ * unreachable, with three carrying a good one.  When Gmail comes up,
+ * the bad password costs exactly one AUTH: its 535 5.7.8 fails all
+ * twenty with that reply, and the good ones are delivered.
+ */
+START_TEST(test_gmail_bad_password_one_auth)
+{
+	char			 bad[20][64], good[3][64];
+	char			 path[PATH_MAX], val[1024], portstr[16];
+	const char		*extra[] = { "--port", portstr, "--password",
+				    GM_GOOD, NULL };
+	struct harness_proc	*d;
+	int			 port, n535, n235, ndel, ngate;
+	size_t			 i;
+
+	port = harness_free_port();
+	gm_assert(port > 0, "no free port");
+	gm_fmt(portstr, sizeof(portstr), "%d", port);
+	d = gm_relayqd(port, NULL);
+	gm_submit(GM_BAD, nitems(bad), bad);
+	gm_submit(GM_GOOD, nitems(good), good);
+	/* Gmail was unreachable: the first attempts found nobody. */
+	gm_assert(harness_wait_grep(d->log, "connect to 127.0.0.1:", 1,
+	    gm_wait()) == 0, "no failed connection logged");
+	gm_standin(extra);
+	for (i = 0; i < nitems(good); i++)
+		gm_wait_delivered(d, good[i]);
+	for (i = 0; i < nitems(bad); i++) {
+		gm_assert(harness_wait_file(gm_envelope(path, sizeof(path),
+		    "failed", bad[i]), NULL, gm_wait()) == 0,
+		    "%s never reached failed/", bad[i]);
+		gm_assert(harness_keyval(path, "last-reply", val,
+		    sizeof(val)) == 0 && strstr(val, "535 5.7.8") != NULL,
+		    "%s last-reply: %s", bad[i], val);
+	}
+	gm_events(path, sizeof(path));
+	n535 = harness_grep(path, "result=535");
+	n235 = harness_grep(path, "result=235");
+	ndel = harness_grep(path, "delivered ");
+	ngate = harness_grep(d->log, "no new AUTH");
+	gm_assert(n535 == 1, "%d AUTHs were refused, want exactly 1", n535);
+	gm_assert(n235 == 3, "%d AUTHs accepted, want 3", n235);
+	gm_assert(ndel == 3, "deliveries: %d", ndel);
+	gm_assert(ngate == 19, "expected 19 entries failed at the gate, log "
+	    "has %d", ngate);
+	gm_assert(harness_grep(d->log, GM_BAD) == 0 &&
+	    harness_grep(d->log, GM_GOOD) == 0, "a password in the log");
+}
+END_TEST
+
+/* Every other credential reply: two messages, one AUTH, both failed. */
+static const struct {
+	const char	*mode;
+	const char	*profile;
+	const char	*want;
+} cred_cases[] = {
+	{ "app-password", "current", "534 5.7.9" },
+	{ "web-login", "current", "534 5.7.14" },
+	{ "bad", "legacy", "535 5.7.8" },
+};
+
+START_TEST(test_gmail_credential_replies)
+{
+	const char	*extra[] = { "--auth-fail", cred_cases[_i].mode,
+			    "--profile", cred_cases[_i].profile, NULL };
+	char		 ids[2][64], path[PATH_MAX], val[1024], want[32];
+	size_t		 i;
+
+	gm_standin(extra);
+	gm_relayqd(0, NULL);
+	gm_submit(GM_GOOD, nitems(ids), ids);
+	for (i = 0; i < nitems(ids); i++) {
+		gm_assert(harness_wait_file(gm_envelope(path, sizeof(path),
+		    "failed", ids[i]), NULL, gm_wait()) == 0,
+		    "%s never reached failed/", ids[i]);
+		gm_assert(harness_keyval(path, "last-reply", val,
+		    sizeof(val)) == 0 && strstr(val, cred_cases[_i].want) !=
+		    NULL, "%s last-reply: %s", ids[i], val);
+	}
+	gm_fmt(want, sizeof(want), "result=%.3s", cred_cases[_i].want);
+	gm_assert(harness_grep(gm_events(path, sizeof(path)), "auth ") == 1 &&
+	    harness_grep(path, want) == 1, "want exactly one AUTH (%s)",
+	    want);
+	gm_assert(harness_grep(path, "mail ") == 0, "MAIL after refusal");
+}
+END_TEST
+
+/* ---- account-level waits ---- */
+
+/*
+ * 550 5.4.5 at MAIL: the account is paused, the entry stays queued with
+ * no attempt counted and the reason in its envelope; the probe after
+ * quota-probe delivers it.
+ */
+START_TEST(test_gmail_quota_pauses_account)
+{
+	const char	*sextra[] = { "--quota-count", "1", NULL };
+	const char	*dextra[] = { "--quota-probe", "2", NULL };
+	struct harness_proc	*d;
+	char		 id[1][64], path[PATH_MAX], line[128];
+
+	gm_standin(sextra);
+	d = gm_relayqd(0, dextra);
+	gm_submit(GM_GOOD, 1, id);
+	gm_wait_log(d, id[0], "held");
+	gm_wait_delivered(d, id[0]);
+	gm_fmt(line, sizeof(line), "%s held", id[0]);
+	gm_assert(harness_grep_lines(d->log, line, "attempts=0 (not counted)"
+	    ": account paused by Gmail's daily limit") == 1,
+	    "no \"%s attempts=0 ... account paused\" line", line);
+	gm_fmt(line, sizeof(line), "%s delivered", id[0]);
+	gm_assert(harness_grep_lines(d->log, line, " attempts=1 ") == 1,
+	    "the quota counted as an attempt");
+	gm_assert(harness_grep(gm_events(path, sizeof(path)), "quota ") == 1 &&
+	    harness_grep(path, "delivered ") == 1, "quota/delivery events");
+	gm_assert(harness_grep(d->log, " failed ") == 0, "failed on quota");
+}
+END_TEST
+
+/* 454 4.7.0 to AUTH: the account's logins wait auth-backoff. */
+START_TEST(test_gmail_auth_throttle_backs_off)
+{
+	const char	*sextra[] = { "--auth-fail", "throttle",
+			    "--auth-fail-count", "1", NULL };
+	const char	*dextra[] = { "--auth-backoff", "2", NULL };
+	struct harness_proc	*d;
+	char		 id[1][64], path[PATH_MAX], line[128];
+
+	gm_standin(sextra);
+	d = gm_relayqd(0, dextra);
+	gm_submit(GM_GOOD, 1, id);
+	gm_wait_delivered(d, id[0]);
+	gm_fmt(line, sizeof(line), "%s held", id[0]);
+	gm_assert(harness_grep_lines(d->log, line, "attempts=0 (not counted)"
+	    ": account logins held for 2s after: AUTH PLAIN: 454 4.7.0") == 1,
+	    "no \"%s ... logins held for 2s\" line", line);
+	gm_fmt(line, sizeof(line), "%s delivered", id[0]);
+	gm_assert(harness_grep_lines(d->log, line, " attempts=1 ") == 1,
+	    "the 454 counted as an attempt");
+	gm_assert(harness_grep(gm_events(path, sizeof(path)),
+	    "result=454") == 1 && harness_grep(path, "result=235") == 1,
+	    "AUTH events");
+}
+END_TEST
+
+/* ---- reconnects ---- */
+
+/* 451 4.4.2 (idle timeout) at MAIL: sent again at once, not counted. */
+START_TEST(test_gmail_idle_timeout_resent)
+{
+	const char	*sextra[] = { "--idle-at-mail", "1", NULL };
+	const char	*dextra[] = { "--retry-min", "600", "--retry-max",
+			    "600", NULL };
+	struct harness_proc	*d;
+	char		 id[1][64], path[PATH_MAX], line[128];
+
+	gm_standin(sextra);
+	d = gm_relayqd(0, dextra);
+	gm_submit(GM_GOOD, 1, id);
+	gm_wait_delivered(d, id[0]);
+	gm_wait_log(d, id[0], "sent again now (not counted)");
+	gm_fmt(line, sizeof(line), "%s delivered", id[0]);
+	gm_assert(harness_grep_lines(d->log, line, " attempts=1 ") == 1,
+	    "the 451 4.4.2 counted as an attempt");
+	gm_assert(harness_grep(gm_events(path, sizeof(path)), "idle ") == 1 &&
+	    harness_grep(path, "connect ") == 2, "idle/connect events");
+}
+END_TEST
+
+/* 421 4.3.0 at DATA (a burst): deferred with backoff, not failed. */
+START_TEST(test_gmail_burst_421_deferred)
+{
+	const char	*sextra[] = { "--burst-at-data", "1", NULL };
+	struct harness_proc	*d;
+	char		 id[1][64], path[PATH_MAX], line[128];
+
+	gm_standin(sextra);
+	d = gm_relayqd(0, NULL);
+	gm_submit(GM_GOOD, 1, id);
+	gm_wait_delivered(d, id[0]);
+	gm_fmt(line, sizeof(line), "%s deferred", id[0]);
+	gm_assert(harness_grep_lines(d->log, line, "DATA: 421 4.3.0") == 1,
+	    "no \"%s ... DATA: 421 4.3.0\" line", line);
+	gm_fmt(line, sizeof(line), "%s delivered", id[0]);
+	gm_assert(harness_grep_lines(d->log, line, " attempts=2 ") == 1,
+	    "not delivered on the second attempt");
+	gm_assert(harness_grep(gm_events(path, sizeof(path)), "burst ") == 1 &&
+	    harness_grep(path, "delivered ") == 1, "burst/delivery events");
+}
+END_TEST
+
+/*
+ * The stand-in keeps the message and drops the connection after the
+ * final dot without a reply: the entry is "uncertain" (relayq --list
+ * says so), and the retry sends the same bytes.
+ */
+START_TEST(test_gmail_uncertain_after_dot)
+{
+	const char	*sextra[] = { "--drop-after-dot", "1", NULL };
+	const char	*dextra[] = { "--retry-min", "600", "--retry-max",
+			    "600", NULL };
+	struct harness_proc	*d, *c;
+	char		 id[1][64], path[PATH_MAX], bin[PATH_MAX];
+	char		 val[64];
+	char		*out, *m1, *m2;
+	char		*argv[5];
+	size_t		 l1, l2;
+
+	gm_standin(sextra);
+	d = gm_relayqd(0, dextra);
+	gm_submit(GM_GOOD, 1, id);
+	gm_assert(harness_wait_keyval(gm_envelope(path, sizeof(path), "queue",
+	    id[0]), "state", "uncertain", gm_wait()) == 0,
+	    "the envelope never said state: uncertain");
+	gm_assert(harness_keyval(path, "uncertain-since", val,
+	    sizeof(val)) == 0 && strtoll(val, NULL, 10) > 0,
+	    "uncertain-since: %s", val);
+	gm_fmt(bin, sizeof(bin), "%s/relayq", gh.build);
+	argv[0] = bin;
+	argv[1] = (char *)(uintptr_t)"--list";
+	argv[2] = (char *)(uintptr_t)"--queue-dir";
+	argv[3] = gh.queue;
+	argv[4] = NULL;
+	c = harness_spawn(&gh, "relayq", argv);
+	gm_assert(c != NULL && harness_wait_exit(c, gm_wait()) != -1 &&
+	    WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0,
+	    "relayq --list failed");
+	out = harness_read_file(c->log, NULL);
+	gm_assert(out != NULL && strstr(out, id[0]) != NULL &&
+	    strstr(out, "state: uncertain since") != NULL,
+	    "--list: %s", out ? out : "(none)");
+	free(out);
+	/* Retry now rather than in retry-min. */
+	gm_assert(kill(d->pid, SIGUSR1) == 0, "SIGUSR1");
+	gm_wait_delivered(d, id[0]);
+	gm_fmt(path, sizeof(path), "%s/msg-000001.eml", gh.mail);
+	m1 = harness_read_file(path, &l1);
+	gm_fmt(path, sizeof(path), "%s/msg-000002.eml", gh.mail);
+	m2 = harness_read_file(path, &l2);
+	gm_assert(m1 != NULL && m2 != NULL && l1 == l2 &&
+	    memcmp(m1, m2, l1) == 0 && strstr(m1, "Message-ID: <it-gmail@")
+	    != NULL, "the retry did not send the same bytes");
+	free(m1);
+	free(m2);
+	gm_assert(harness_grep(gm_events(path, sizeof(path)), "dropdot ") == 1,
+	    "dropdot events");
+}
+END_TEST
+
+/* ---- session details ---- */
+
+/* PLAIN not offered: AUTH LOGIN, and the message goes through. */
+START_TEST(test_gmail_auth_login)
+{
+	const char	*sextra[] = { "--auth-mechs", "LOGIN XOAUTH2",
+			    "--password", GM_GOOD, NULL };
+	struct harness_proc	*d;
+	char		 id[1][64], path[PATH_MAX];
+
+	gm_standin(sextra);
+	d = gm_relayqd(0, NULL);
+	gm_submit(GM_GOOD, 1, id);
+	gm_wait_delivered(d, id[0]);
+	gm_fmt(path, sizeof(path), "%s/msg-000001.meta", gh.mail);
+	gm_assert(harness_grep(path, "user: " GM_USER) == 1, "meta user");
+	gm_assert(harness_grep(gm_events(path, sizeof(path)),
+	    "result=235") == 1, "AUTH LOGIN events");
+}
+END_TEST
+
+/* --tls implicit against the stand-in's implicit TLS (465). */
+START_TEST(test_gmail_implicit_tls)
+{
+	const char	*sextra[] = { "--tls-implicit", NULL };
+	const char	*dextra[] = { "--tls", "implicit", NULL };
+	struct harness_proc	*d;
+	char		 id[1][64], path[PATH_MAX];
+
+	gm_standin(sextra);
+	d = gm_relayqd(0, dextra);
+	gm_submit(GM_GOOD, 1, id);
+	gm_wait_delivered(d, id[0]);
+	gm_assert(harness_grep(gm_events(path, sizeof(path)),
+	    "starttls ") == 0 && harness_grep(path, "tls=yes result=235") == 1,
+	    "implicit TLS events");
+	gm_fmt(path, sizeof(path), "%s/msg-000001.meta", gh.mail);
+	gm_assert(harness_grep(path, "auth-tls: yes") == 1, "AUTH without TLS");
+}
+END_TEST
+
+/* Read one whole reply from fd into buf (bounded); its length. */
+static size_t
+gm_read_reply(int fd, char *buf, size_t len)
+{
+	size_t	 n = 0;
+	ssize_t	 r;
+	int	 i;
+
+	for (i = 0; i < 200 && n + 1 < len; i++) {
+		r = read(fd, buf + n, len - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		buf[n] = '\0';
+		/* Whole once the last line has "NNN " and a CRLF. */
+		if (n >= 2 && buf[n - 1] == '\n') {
+			char	*last = buf + n - 2;
+
+			while (last > buf && last[-1] != '\n')
+				last--;
+			if (strlen(last) > 3 && last[3] == ' ')
+				break;
+		}
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+/*
+ * The stand-in answers "EHLO localhost" as Gmail does (421 4.7.0 ...
+ * (EHLO)), and relayqd configured with --helo localhost sends an address
+ * literal instead, so its message goes through.
+ */
+START_TEST(test_gmail_ehlo_never_localhost)
+{
+	const char	*dextra[] = { "--helo", "localhost", NULL };
+	struct sockaddr_in	 sin;
+	struct harness_proc	*d;
+	char		 id[1][64], path[PATH_MAX], buf[2048];
+	int		 fd;
+
+	gm_standin(NULL);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	gm_assert(fd != -1, "socket");
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)gh.port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	gm_assert(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0,
+	    "connect to the stand-in");
+	gm_read_reply(fd, buf, sizeof(buf));
+	gm_assert(strncmp(buf, "220 ", 4) == 0, "banner: %s", buf);
+	gm_assert(write(fd, "EHLO localhost\r\n", 16) == 16, "write");
+	gm_read_reply(fd, buf, sizeof(buf));
+	gm_assert(strncmp(buf, "421-4.7.0 ", 10) == 0 &&
+	    strstr(buf, "(EHLO)") != NULL && strstr(buf, "\r\n421 4.7.0 ") !=
+	    NULL, "EHLO localhost: %s", buf);
+	close(fd);
+
+	d = gm_relayqd(0, dextra);
+	gm_submit(GM_GOOD, 1, id);
+	gm_wait_delivered(d, id[0]);
+	gm_events(path, sizeof(path));
+	gm_assert(harness_grep(path, "ehlo-refused ") == 1,
+	    "the probe's EHLO localhost was not refused");
+	gm_assert(harness_grep(path, "name=[127.0.0.1]") >= 1,
+	    "relayqd did not say EHLO [127.0.0.1]");
+}
+END_TEST
+
+/* ---- runner ---- */
+
+/* A TCase with the per-test directory fixture and a long timeout. */
+static TCase *
+gm_tcase(Suite *s, const char *name)
+{
+	TCase	*tc = tcase_create(name);
+
+	tcase_add_checked_fixture(tc, gm_setup, gm_teardown);
+	tcase_set_timeout(tc, GM_TIMEOUT);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+Suite *
+gmail_suite(void)
+{
+	Suite	*s;
+	TCase	*tc;
+
+	s = suite_create("gmail");
+	tc = gm_tcase(s, "credentials");
+	tcase_add_test(tc, test_gmail_bad_password_one_auth);
+	tcase_add_loop_test(tc, test_gmail_credential_replies, 0,
+	    (int)nitems(cred_cases));
+	tc = gm_tcase(s, "account");
+	tcase_add_test(tc, test_gmail_quota_pauses_account);
+	tcase_add_test(tc, test_gmail_auth_throttle_backs_off);
+	tc = gm_tcase(s, "reconnect");
+	tcase_add_test(tc, test_gmail_idle_timeout_resent);
+	tcase_add_test(tc, test_gmail_burst_421_deferred);
+	tcase_add_test(tc, test_gmail_uncertain_after_dot);
+	tc = gm_tcase(s, "session");
+	tcase_add_test(tc, test_gmail_auth_login);
+	tcase_add_test(tc, test_gmail_implicit_tls);
+	tcase_add_test(tc, test_gmail_ehlo_never_localhost);
+	return s;
+}
