@@ -55,6 +55,7 @@ COMMON_SRCS	+= common/tls.c
 COMMON_SRCS	+= common/util.c
 
 DAEMON_SRCS	+= daemon/account.c
+DAEMON_SRCS	+= daemon/account_conf.c
 DAEMON_SRCS	+= daemon/config.c
 DAEMON_SRCS	+= daemon/listener.c
 DAEMON_SRCS	+= daemon/notify.c

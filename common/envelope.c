@@ -38,6 +38,7 @@ enum envelope_key {
 	ENVELOPE_KEY_STATE,
 	ENVELOPE_KEY_LAST_REPLY,
 	ENVELOPE_KEY_UNCERTAIN,		/* optional */
+	ENVELOPE_KEY_ACCOUNT,		/* optional */
 	ENVELOPE_KEY_COUNT
 };
 
@@ -52,6 +53,7 @@ static const char *envelope_parse_next(struct envelope *, const char *);
 static const char *envelope_parse_state(struct envelope *, const char *);
 static const char *envelope_parse_reply(struct envelope *, const char *);
 static const char *envelope_parse_uncertain(struct envelope *, const char *);
+static const char *envelope_parse_account(struct envelope *, const char *);
 
 /*
  * Indexed by enum envelope_key, in the order dump writes.  parse stores
@@ -71,7 +73,8 @@ static const struct {
 	{ "next-attempt",	envelope_parse_next },
 	{ "state",		envelope_parse_state },
 	{ "last-reply",		envelope_parse_reply },
-	{ "uncertain-since",	envelope_parse_uncertain }
+	{ "uncertain-since",	envelope_parse_uncertain },
+	{ "account",		envelope_parse_account }
 };
 
 static const char *const envelope_states[] = {
@@ -159,6 +162,7 @@ envelope_dumpable(const struct envelope *env)
 
 	if (!envelope_id_ok(env->id) || !envelope_text_ok(env->sender) ||
 	    !envelope_text_ok(env->last_reply) ||
+	    (env->account[0] != '\0' && !mailaddr_valid(env->account)) ||
 	    env->nrcpt == 0 || env->nrcpt > ENVELOPE_RCPT_MAX ||
 	    env->submitted < 0 || env->next_attempt < 0 ||
 	    env->uncertain_since < 0 ||
@@ -217,6 +221,8 @@ envelope_dump(const struct envelope *env, FILE *fp)
 	if (env->state == ENVELOPE_UNCERTAIN)
 		envelope_put_num(fp, ENVELOPE_KEY_UNCERTAIN,
 		    (unsigned long long)env->uncertain_since);
+	if (env->account[0] != '\0')
+		envelope_put(fp, ENVELOPE_KEY_ACCOUNT, env->account);
 	if (fflush(fp) == EOF || ferror(fp))
 		return -1;
 	return 0;
@@ -369,6 +375,16 @@ envelope_parse_uncertain(struct envelope *env, const char *value)
 	return NULL;
 }
 
+/* "account: <address>": relayed as the configured account. */
+static const char *
+envelope_parse_account(struct envelope *env, const char *value)
+{
+	if (!mailaddr_valid(value))
+		return "bad account address";
+	str_copy(env->account, value, sizeof(env->account));
+	return NULL;
+}
+
 /* Format "name:line: key: message" into err, control bytes in key masked. */
 static void
 envelope_error(char *err, size_t errlen, const char *name, size_t line,
@@ -433,7 +449,8 @@ envelope_missing(const unsigned seen[ENVELOPE_KEY_COUNT])
 	size_t	 k;
 
 	for (k = 0; k < ENVELOPE_KEY_COUNT; k++) {
-		if (seen[k] == 0 && k != ENVELOPE_KEY_UNCERTAIN)
+		if (seen[k] == 0 && k != ENVELOPE_KEY_UNCERTAIN &&
+		    k != ENVELOPE_KEY_ACCOUNT)
 			return envelope_keys[k].name;
 	}
 	return NULL;

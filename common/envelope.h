@@ -14,11 +14,17 @@
  *	state: queued                      (queued, failed, uncertain)
  *	last-reply: 421 4.7.0 Try again later   (may be empty)
  *	uncertain-since: 1795705300        (only with state uncertain)
+ *	account: ops@gmail.com             (optional, see below)
  *
  * "uncertain": the whole message and its final dot went out and the
  * connection was lost before Gmail's reply, so Gmail may have it; it is
  * retried with the same bytes (same Message-ID, which Gmail uses to drop
  * duplicates).  uncertain-since is when that first happened.
+ *
+ * "account" is written only for an entry submitted without AUTH: it is
+ * relayed as relayqd's configured account (relayqd.conf(5) account and
+ * password-file), which must still be that address when it is relayed.
+ * Such an entry's credentials file holds the address and no password.
  *
  * The loader is strict: unknown keys, duplicates, missing keys or bad
  * values fail with "file:line: key: message".  No secret is ever stored
@@ -57,6 +63,7 @@ struct envelope {
 	enum envelope_state	 state;
 	char			 last_reply[ENVELOPE_REPLY_MAX];
 	time_t			 uncertain_since; /* state uncertain: when */
+	char			 account[MAILADDR_MAX];	/* "": own credentials */
 };
 
 void	envelope_init(struct envelope *);

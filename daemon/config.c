@@ -24,7 +24,8 @@ enum config_kind {
 	CONFIG_SIZE,		/* size_t */
 	CONFIG_RELAY,		/* host:port */
 	CONFIG_TLS,		/* starttls | implicit */
-	CONFIG_MODE		/* octal file mode */
+	CONFIG_MODE,		/* octal file mode */
+	CONFIG_FILE		/* char[CONFIG_PATH_MAX], may be relative */
 };
 
 struct config_key {
@@ -58,6 +59,8 @@ static const struct config_key config_keys[] = {
 	{ "quota-max-pause",	CONFIG_DURATION, OFF(quota_max_pause), 1, 30 * 86400 },
 	{ "auth-backoff",	CONFIG_DURATION, OFF(auth_backoff),  1, 86400 },
 	{ "account-sessions",	CONFIG_COUNT,	 OFF(account_sessions), 1, 100 },
+	{ "account",		CONFIG_NAME,	 OFF(account),	     0, 0 },
+	{ "password-file",	CONFIG_FILE,	 OFF(password_file), 0, 0 },
 };
 
 /* Long options: the keys above plus the command-line-only flags. */
@@ -134,13 +137,14 @@ config_set_key(struct relayqd_config *cfg, const struct config_key *k,
 	switch (k->kind) {
 	case CONFIG_PATH:
 	case CONFIG_NAME:
+	case CONFIG_FILE:
 		if (k->kind == CONFIG_PATH && *value != '/' &&
 		    *value != '\0') {
 			snprintf(err, errlen, "\"%s\" is not an absolute path",
 			    value);
 			return -1;
 		}
-		if (str_copy(field, value, k->kind == CONFIG_PATH ?
+		if (str_copy(field, value, k->kind != CONFIG_NAME ?
 		    CONFIG_PATH_MAX : CONFIG_HOST_MAX) == -1) {
 			snprintf(err, errlen, "value too long");
 			return -1;

@@ -23,6 +23,7 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+#include "account_conf.h"
 #include "config.h"
 #include "listener.h"
 #include "log.h"
@@ -35,6 +36,7 @@
 
 struct relayqd {
 	struct relayqd_config	 cfg;
+	struct account_conf	 account;	/* account, password-file */
 	struct event_base	*base;
 	struct evdns_base	*dns;
 	SSL_CTX			*ssl_ctx;
@@ -257,6 +259,7 @@ relayqd_listener_params(struct relayqd *d, struct listener_params *lp)
 	lp->server.max_size = cfg->max_size;
 	lp->server.max_rcpt = cfg->max_rcpt;
 	lp->server.idle_timeout = (int)cfg->idle_timeout;
+	lp->server.account = d->account.address;
 }
 
 /* The relay's parameters from the configuration. */
@@ -291,6 +294,7 @@ relayqd_sched_params(struct relayqd *d, struct scheduler_params *sp)
 	sp->quota_max_pause = d->cfg.quota_max_pause;
 	sp->auth_backoff = d->cfg.auth_backoff;
 	sp->account_sessions = d->cfg.account_sessions;
+	sp->account = &d->account;
 }
 
 /* The resolver; without resolv.conf, /etc/hosts and literals still work. */
@@ -309,6 +313,19 @@ relayqd_dns(struct relayqd *d)
 }
 
 /*
+ * The configured account (account, password-file) of cfg, checked; a
+ * relative password-file is looked up in $CREDENTIALS_DIRECTORY.
+ */
+static int
+relayqd_account(const struct relayqd_config *cfg, struct account_conf *ac,
+    char *err, size_t errlen)
+{
+	memset(ac, 0, sizeof(*ac));
+	return account_conf_init(ac, cfg->account, cfg->password_file,
+	    getenv("CREDENTIALS_DIRECTORY"), geteuid(), err, errlen);
+}
+
+/*
  * SIGHUP: read the configuration again and apply it to what follows:
  * new sessions, new relay attempts, timers armed from now on.  Queued
  * messages and open sessions are untouched.  The socket and the queue
@@ -319,6 +336,7 @@ static void
 relayqd_reload(struct relayqd *d)
 {
 	struct relayqd_config	 cfg;
+	struct account_conf	 account;
 	struct scheduler_params	 sp;
 	struct listener_params	 lp;
 	SSL_CTX			*ctx;
@@ -339,6 +357,11 @@ relayqd_reload(struct relayqd *d)
 	str_copy(cfg.queue_dir, d->cfg.queue_dir, sizeof(cfg.queue_dir));
 	cfg.socket_mode = d->cfg.socket_mode;
 	cfg.foreground = d->cfg.foreground;
+	if (relayqd_account(&cfg, &account, err, sizeof(err)) == -1) {
+		log_warnx("reload failed, keeping the running configuration: "
+		    "%s", err);
+		return;
+	}
 	if ((ctx = relayqd_ssl_ctx(&cfg)) == NULL) {
 		log_warnx("reload failed, keeping the running configuration");
 		return;
@@ -347,17 +370,19 @@ relayqd_reload(struct relayqd *d)
 	SSL_CTX_free(d->ssl_ctx);
 	d->ssl_ctx = ctx;
 	d->cfg = cfg;
+	d->account = account;
 	relayqd_set_helo(d);
 	relayqd_sched_params(d, &sp);
 	scheduler_set_params(d->sched, &sp);
 	relayqd_listener_params(d, &lp);
 	listener_set_params(d->listener, &lp);
 	log_info("reloaded %s relay=%s:%s tls=%s retry=%us..%us max-age=%us "
-	    "max-parallel=%u", access(cfg.config_file, F_OK) == 0 ?
+	    "max-parallel=%u account=%s", access(cfg.config_file, F_OK) == 0 ?
 	    cfg.config_file : "(no config file)", cfg.relay_host,
 	    cfg.relay_port, cfg.tls == RELAY_TLS_STARTTLS ? "starttls" :
 	    "implicit", cfg.retry_min, cfg.retry_max, cfg.max_age,
-	    cfg.max_parallel);
+	    cfg.max_parallel, account.address[0] != '\0' ? account.address :
+	    "(none)");
 }
 
 /* Bring the modules up in dependency order. */
@@ -415,11 +440,12 @@ relayqd_start(struct relayqd *d)
 		log_warnx("cannot set up the systemd notification timers");
 		return -1;
 	}
-	log_info("started socket=%s%s queue=%s relay=%s:%s tls=%s queued=%zu",
-	    cfg->socket, d->listen_fd >= 0 ? " (inherited)" : "",
+	log_info("started socket=%s%s queue=%s relay=%s:%s tls=%s queued=%zu "
+	    "account=%s", cfg->socket, d->listen_fd >= 0 ? " (inherited)" : "",
 	    cfg->queue_dir, cfg->relay_host, cfg->relay_port,
 	    cfg->tls == RELAY_TLS_STARTTLS ? "starttls" : "implicit",
-	    scheduler_count(d->sched));
+	    scheduler_count(d->sched), d->account.address[0] != '\0' ?
+	    d->account.address : "(none)");
 	notify_send("READY=1");
 	relayqd_status(d);
 	return 0;
@@ -640,6 +666,10 @@ main(int argc, char **argv)
 	if ((rc = config_parse(&d.cfg, argc, argv, err, sizeof(err))) != 0) {
 		if (rc == 1)
 			return EXIT_SUCCESS;
+		fprintf(stderr, "relayqd: %s\n", err);
+		return EX_CONFIG;
+	}
+	if (relayqd_account(&d.cfg, &d.account, err, sizeof(err)) == -1) {
 		fprintf(stderr, "relayqd: %s\n", err);
 		return EX_CONFIG;
 	}

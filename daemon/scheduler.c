@@ -46,6 +46,7 @@
 #include <event2/event.h>
 
 #include "account.h"
+#include "account_conf.h"
 #include "envelope.h"
 #include "log.h"
 #include "queue.h"
@@ -676,7 +677,8 @@ sched_start(struct sched_entry *e)
 	job.sender = e->env.sender;
 	job.rcpt = e->env.rcpt;
 	job.nrcpt = e->env.nrcpt;
-	if (queue_load_cred(s->queue, e->id, &job.cred) == -1) {
+	if (account_conf_load_cred(s->params.account, s->queue, e->id,
+	    &e->env, &job.cred) == -1) {
 		sched_unreadable(e, "credentials", errno);
 		return;
 	}

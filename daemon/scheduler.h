@@ -12,6 +12,7 @@
 
 #include "relay.h"
 
+struct account_conf;
 struct queue;
 struct scheduler;
 
@@ -34,6 +35,7 @@ struct scheduler_params {
 	unsigned		 quota_max_pause;
 	unsigned		 auth_backoff;
 	unsigned		 account_sessions;
+	const struct account_conf *account;	/* for no-AUTH entries; may be NULL */
 };
 
 struct scheduler *scheduler_new(struct queue *, const struct scheduler_params *);

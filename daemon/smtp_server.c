@@ -115,6 +115,7 @@ struct smtp_server {
 	struct queue			*queue;
 	struct smtp_server_params	 params;
 	char				*hostname;	/* params' copy */
+	char				*account;	/* params' copy, or "" */
 	struct smtp_server_cb		 cb;
 	void				*arg;
 	uid_t				 uid;
@@ -221,6 +222,8 @@ smtp_server_new(struct event_base *base, struct bufferevent *bev,
 	s->params = *params;
 	s->hostname = xstrdup(params->hostname);
 	s->params.hostname = s->hostname;
+	s->account = xstrdup(params->account != NULL ? params->account : "");
+	s->params.account = s->account;
 	s->cb = *cb;
 	s->arg = arg;
 	s->uid = uid;
@@ -284,6 +287,7 @@ smtp_server_free(struct smtp_server *s)
 	sasl_cred_clear(&s->cred);
 	secure_zero(s->line, sizeof(s->line));
 	free(s->hostname);
+	free(s->account);
 	free(s);
 }
 
@@ -840,7 +844,7 @@ smtp_server_check_mail(struct smtp_server *s, const char *arg)
 
 	if (!s->helo_seen)
 		smtp_server_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
-	else if (!s->authed)
+	else if (!s->authed && s->account[0] == '\0')
 		smtp_server_reply(s, "530 5.7.0 Authentication required");
 	else if (s->tx != NULL)
 		smtp_server_reply(s, "503 5.5.1 Error: nested MAIL command");
@@ -862,6 +866,9 @@ smtp_server_proceed_mail(struct smtp_server *s, const char *arg)
 	s->tx = xcalloc(1, sizeof(*s->tx));
 	envelope_init(&s->tx->env);
 	str_copy(s->tx->env.sender, s->addr, sizeof(s->tx->env.sender));
+	if (!s->authed)
+		str_copy(s->tx->env.account, s->account,
+		    sizeof(s->tx->env.account));
 	smtp_server_reply(s, "250 2.1.0 Ok");
 }
 
@@ -1094,8 +1101,9 @@ smtp_server_commit(struct smtp_server *s)
 {
 	struct smtps_tx		*tx = s->tx;
 	struct smtps_commit	*c;
+	struct sasl_cred	 account;
 	char			 id[ENVELOPE_ID_MAX];
-	int			 errnum;
+	int			 errnum, rc;
 
 	str_copy(id, queue_tx_id(tx->qtx), sizeof(id));
 	tx->env.submitted = time(NULL);
@@ -1108,8 +1116,13 @@ smtp_server_commit(struct smtp_server *s)
 	c->cb = s->cb;
 	c->arg = s->arg;
 	c->uid = s->uid;
-	if (queue_tx_commit_async(tx->qtx, s->base, &tx->env, &s->cred,
-	    smtp_server_commit_cb, c) == -1) {
+	/* The configured account's entry keeps its address, no password. */
+	memset(&account, 0, sizeof(account));
+	str_copy(account.user, tx->env.account, sizeof(account.user));
+	rc = queue_tx_commit_async(tx->qtx, s->base, &tx->env,
+	    tx->env.account[0] != '\0' ? &account : &s->cred,
+	    smtp_server_commit_cb, c);
+	if (rc == -1) {
 		errnum = errno;
 		tx->qtx = NULL;		/* freed by the call */
 		free(c);

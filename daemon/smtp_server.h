@@ -20,6 +20,13 @@ struct smtp_server_params {
 	size_t		 max_size;	/* message bytes; advertised as SIZE */
 	size_t		 max_rcpt;	/* per message */
 	int		 idle_timeout;	/* seconds without a complete command */
+	/*
+	 * The configured account (NULL or "": none).  MAIL without AUTH is
+	 * accepted only with one, and the entry records it (envelope
+	 * "account"); its credentials file then holds the address and no
+	 * password.  Without one, MAIL needs AUTH (530 5.7.0).
+	 */
+	const char	*account;
 };
 
 struct smtp_server_cb {

@@ -281,6 +281,11 @@ static const struct {
 	{ HEAD "rcpt:\n", E "5: rcpt: empty recipient" },
 	{ HEAD "x\x01y: 1\n", E "5: x?y: unknown key" },
 	{ GOOD "extra: 1\n", E "11: extra: unknown key" },
+	{ GOOD "account: not-an-address\n",
+	    E "11: account: bad account address" },
+	{ GOOD "account:\n", E "11: account: bad account address" },
+	{ GOOD "account: ops@gmail.com\naccount: ops@gmail.com\n",
+	    E "12: account: duplicate key" },
 	/* A file cut short without its final newline is refused. */
 	{ HEAD L_SUB L_UID L_ATT L_NEXT L_STATE "last-reply: 421 4.7.0",
 	    E "10: -: line not terminated by a newline" },
@@ -501,6 +506,51 @@ START_TEST(test_envelope_names_and_rcpt)
 END_TEST
 
 /* The envelope suite. */
+/*
+ * "account" is optional: absent it loads as "", present it round-trips
+ * and is written last; dump refuses an invalid one.
+ */
+START_TEST(test_envelope_account)
+{
+	struct envelope	 env, back;
+	char		 err[256] = "", *buf = NULL;
+	size_t		 len = 0;
+	FILE		*fp;
+
+	ck_assert_int_eq(load_text(&env, GOOD, strlen(GOOD), err,
+	    sizeof(err)), 0);
+	ck_assert_str_eq(env.account, "");
+	fp = open_memstream(&buf, &len);
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(envelope_dump(&env, fp), 0);
+	fclose(fp);
+	ck_assert_ptr_null(strstr(buf, "account"));
+	free(buf);
+	buf = NULL;
+
+	strcpy(env.account, "ops@gmail.com");
+	fp = open_memstream(&buf, &len);
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(envelope_dump(&env, fp), 0);
+	fclose(fp);
+	ck_assert_str_eq(buf, GOOD "account: ops@gmail.com\n");
+	ck_assert_int_eq(load_text(&back, buf, len, err, sizeof(err)), 0);
+	ck_assert_str_eq(back.account, "ops@gmail.com");
+	envelope_fini(&back);
+	free(buf);
+	buf = NULL;
+
+	strcpy(env.account, "no at sign");
+	fp = open_memstream(&buf, &len);
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(envelope_dump(&env, fp), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	fclose(fp);
+	free(buf);
+	envelope_fini(&env);
+}
+END_TEST
+
 Suite *
 envelope_suite(void)
 {
@@ -517,6 +567,7 @@ envelope_suite(void)
 	tcase_add_test(tc, test_envelope_dump_refuses);
 	tcase_add_test(tc, test_envelope_dump_write_error);
 	tcase_add_test(tc, test_envelope_names_and_rcpt);
+	tcase_add_test(tc, test_envelope_account);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("load");

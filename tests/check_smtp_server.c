@@ -35,6 +35,7 @@
 #include "queue.h"
 #include "sasl.h"
 #include "smtp_server.h"
+#include "util.h"
 
 #define HOST		"relay.test"
 #define USER		"alice@example.com"
@@ -85,6 +86,7 @@ static struct {
 	char			*out;		/* everything the server said */
 	size_t			 outlen;
 	bool			 eof;
+	const char		*account;	/* the configured account */
 } h;
 
 /* nftw callback that removes one entry. */
@@ -219,7 +221,9 @@ start_with(size_t max_size, size_t max_rcpt, int idle, int refuse)
 	bev = bufferevent_socket_new(h.base, sv[0],
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	ck_assert_ptr_nonnull(bev);
+	memset(&p, 0, sizeof(p));
 	p.hostname = HOST;
+	p.account = h.account;
 	p.max_size = max_size;
 	p.max_rcpt = max_rcpt;
 	p.idle_timeout = idle;
@@ -603,6 +607,70 @@ START_TEST(test_smtp_server_mail_without_auth)
 	say("HELO client.example\r\n");
 	say("MAIL FROM:<a@example.com>\r\n");
 	expect(want);
+}
+END_TEST
+
+/* The entry's credentials file, as base64 text. */
+static void
+read_cred_file(const char *id, char *buf, size_t len)
+{
+	char	 path[256];
+	FILE	*fp;
+	size_t	 n;
+
+	snprintf(path, sizeof(path), "%s/queue/%s/credentials", h.qdir, id);
+	fp = fopen(path, "r");
+	ck_assert_ptr_nonnull(fp);
+	n = fread(buf, 1, len - 1, fp);
+	buf[n] = '\0';
+	fclose(fp);
+}
+
+/*
+ * With a configured account, MAIL without AUTH is accepted; the entry
+ * records the account and its credentials file holds the address and no
+ * password.  A session that did AUTH keeps its own credentials.
+ */
+START_TEST(test_smtp_server_configured_account)
+{
+	static const char *const want[] = {
+		"220 ", "250 " HOST, "250 2.1.0 Ok", "250 2.1.5 Ok",
+		"354 ", "250 2.0.0 Ok: queued as ", NULL
+	};
+	struct envelope	 env;
+	char		 id[ENVELOPE_ID_MAX], err[256], cred[256];
+
+	h.account = "ops@gmail.com";
+	start();
+	say("HELO client.example\r\n");
+	say("MAIL FROM:<cron@host.example>\r\n");
+	say("RCPT TO:<bob@example.com>\r\n");
+	say("DATA\r\n");
+	say("Subject: x\r\n\r\nhi\r\n.\r\n");
+	expect(want);
+	ck_assert_int_eq(h.nqueued, 1);
+	str_copy(id, h.queued_id, sizeof(id));
+	ck_assert_msg(queue_load(h.q, id, &env, err, sizeof(err)) == 0, "%s",
+	    err);
+	ck_assert_str_eq(env.account, "ops@gmail.com");
+	ck_assert_str_eq(env.sender, "cron@host.example");
+	envelope_fini(&env);
+	read_cred_file(id, cred, sizeof(cred));
+	/* base64 of "\0ops@gmail.com\0": the address, an empty password. */
+	ck_assert_str_eq(cred, "AG9wc0BnbWFpbC5jb20A\n");
+
+	/* AUTH in the same session: its own credentials from then on. */
+	say("AUTH PLAIN AGFAYgBj\r\n");
+	ck_assert_str_eq(last_reply(), "235 2.7.0 Authentication accepted");
+	say("MAIL FROM:<a@example.com>\r\n");
+	say("RCPT TO:<bob@example.com>\r\n");
+	say("DATA\r\n");
+	say("Subject: y\r\n\r\nhi\r\n.\r\n");
+	ck_assert_int_eq(h.nqueued, 2);
+	ck_assert_msg(queue_load(h.q, h.queued_id, &env, err, sizeof(err)) ==
+	    0, "%s", err);
+	ck_assert_str_eq(env.account, "");
+	envelope_fini(&env);
 }
 END_TEST
 
@@ -1684,6 +1752,7 @@ smtp_server_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_smtp_server_mail_before_ehlo);
 	tcase_add_test(tc, test_smtp_server_mail_without_auth);
+	tcase_add_test(tc, test_smtp_server_configured_account);
 	tcase_add_test(tc, test_smtp_server_auth_twice);
 	tcase_add_loop_test(tc, test_smtp_server_etrn_access, 0,
 	    (int)nitems_ck(etrn_cases));

@@ -231,6 +231,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz.max_size = (size_t)1024 << ((data[0] >> 2) & 3);
 	fz.closed = false;
 	fz.outlen = 0;
+	memset(&params, 0, sizeof(params));
 	params.hostname = "fuzz.test";
 	params.max_size = fz.max_size;
 	params.max_rcpt = fz.max_rcpt;
