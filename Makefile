@@ -66,7 +66,9 @@ DAEMON_SRCS	+= daemon/scheduler.c
 DAEMON_SRCS	+= daemon/smtp_server.c
 DAEMON_MAIN	= daemon/relayqd.c
 
+CLIENT_SRCS	+= client/mailmsg.c
 CLIENT_SRCS	+= client/message.c
+CLIENT_SRCS	+= client/sendmail.c
 CLIENT_SRCS	+= client/submit.c
 CLIENT_SRCS	+= client/queue_admin.c
 CLIENT_MAIN	= client/relayq.c
@@ -80,6 +82,7 @@ IT_SRCS		+= tests/it_hostile.c
 IT_SRCS		+= tests/it_durability.c
 IT_SRCS		+= tests/it_service.c
 IT_SRCS		+= tests/it_gmail.c
+IT_SRCS		+= tests/it_sendmail.c
 STANDIN_SRCS	= tests/standin/standin.c
 BENCH_SRCS	= tests/bench.c tests/bench_load.c tests/bench_sys.c \
 		  tests/harness.c
@@ -107,7 +110,7 @@ LIBCLIENT	= $(BUILD)/libclient.a
 
 .DELETE_ON_ERROR:
 .PHONY: all check unit integration deps demo bench sanitize install \
-	uninstall clean certs fuzz fuzz-deps
+	uninstall clean certs fuzz fuzz-deps install-sendmail uninstall-sendmail
 
 all: $(BUILD)/relayqd $(BUILD)/relayq
 
@@ -309,6 +312,19 @@ install: all
 	[ -e $(DESTDIR)$(SYSCONFDIR)/relayq/relayqd.conf ] || \
 	    install -m 0644 systemd/relayqd.conf.example \
 	    $(DESTDIR)$(SYSCONFDIR)/relayq/relayqd.conf
+
+# relayq as the system's sendmail and mailq: only when asked, so that
+# another MTA's are never replaced by surprise (see README, Sendmail).
+install-sendmail: install
+	ln -sf $(BINDIR)/relayq $(DESTDIR)$(SBINDIR)/sendmail
+	ln -sf $(BINDIR)/relayq $(DESTDIR)$(SBINDIR)/mailq
+
+# Only links that point at relayq are removed.
+uninstall-sendmail:
+	for l in sendmail mailq; do \
+	    [ "$$(readlink $(DESTDIR)$(SBINDIR)/$$l)" != $(BINDIR)/relayq ] || \
+	    rm -f $(DESTDIR)$(SBINDIR)/$$l; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/relayqd $(DESTDIR)$(BINDIR)/relayq \

@@ -93,6 +93,32 @@ queue_admin_defaults(const char *conf, char *dir, size_t dirlen, char *sock,
 		(void)conf_load(conf, qa_conf_set, &d, err, sizeof(err));
 }
 
+/* conf_load's setter for queue_admin_account: "account" only. */
+static int
+qa_conf_account(void *arg, const char *key, const char *value, char *err,
+    size_t errlen)
+{
+	struct qa_defaults	*d = arg;
+
+	UNUSED(err);
+	UNUSED(errlen);
+	if (strcmp(key, "account") == 0)
+		str_copy(d->dir, value, d->dirlen);
+	return 0;
+}
+
+/* Read the daemon's config for its account, if it can. */
+void
+queue_admin_account(const char *conf, char *acct, size_t len)
+{
+	struct qa_defaults	 d = { acct, len, NULL, 0 };
+	char			 err[256];
+
+	acct[0] = '\0';
+	if (access(conf, R_OK) == 0)
+		(void)conf_load(conf, qa_conf_account, &d, err, sizeof(err));
+}
+
 /* qsort comparator for entry names: IDs sort by arrival. */
 static int
 qa_namecmp(const void *a, const void *b)

@@ -22,6 +22,11 @@
  */
 void	queue_admin_defaults(const char *conf, char *dir, size_t dirlen,
 	    char *sock, size_t socklen);
+/*
+ * relayqd's configured account (its config's "account") into acct, or
+ * "" when the file is unreadable or has none.
+ */
+void	queue_admin_account(const char *conf, char *acct, size_t len);
 /* Print queue/ and failed/ as text, or as one JSON object per line. */
 int	queue_admin_list(const char *queue_dir, bool json, FILE *out);
 /* Remove queue/<id> or failed/<id>, or mark it for removal. */

@@ -6,6 +6,7 @@
  * instead (queue_admin.c).  Exit codes follow sysexits(3).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,9 +17,11 @@
 #include <unistd.h>
 
 #include "mailaddr.h"
+#include "mailmsg.h"
 #include "message.h"
 #include "queue_admin.h"
 #include "sasl.h"
+#include "sendmail.h"
 #include "submit.h"
 #include "util.h"
 
@@ -33,6 +36,7 @@ static const struct option relayq_longopts[] = {
 	{ "queue-dir",	required_argument,	NULL,	'd' },
 	{ "flush",	no_argument,		NULL,	'F' },
 	{ "delete",	required_argument,	NULL,	'D' },
+	{ "message",	required_argument,	NULL,	'M' },
 	{ "help",	no_argument,		NULL,	'h' },
 	{ "version",	no_argument,		NULL,	'V' },
 	{ NULL,		0,			NULL,	0 }
@@ -51,16 +55,20 @@ static void
 relayq_usage(FILE *fp)
 {
 	(void)fprintf(fp,
-	    "usage: relayq [--socket PATH] SENDER PASSWORD RECIPIENT\n"
+	    "usage: relayq [--socket PATH] [--message FILE] SENDER PASSWORD "
+	    "RECIPIENT\n"
 	    "       relayq -q | --list [--json] [--queue-dir DIR]\n"
 	    "       relayq --delete ID [--queue-dir DIR]\n"
 	    "       relayq --flush [--socket PATH]\n"
+	    "       relayq --sendmail [sendmail options] [RECIPIENT ...]\n"
 	    "       relayq -h | --help | --version\n"
-	    "Submit a test message (text and a PNG image) to relayqd.\n"
+	    "Submit a test message (text and a PNG image), or FILE, to relayqd.\n"
+	    "As sendmail (or --sendmail): see relayq(1), SENDMAIL MODE.\n"
 	    "PASSWORD - reads the password from standard input.\n"
-	    "The socket is --socket, else $RELAYQ_SOCKET, else %s's\n"
-	    "socket, else %s; the queue is --queue-dir, else that file's\n"
-	    "queue-dir, else %s.\n", QUEUE_ADMIN_CONFIG,
+	    "The socket is --socket, else $RELAYQ_SOCKET, else the socket of\n"
+	    "$RELAYQ_CONFIG or %s, else %s; the queue is\n"
+	    "--queue-dir, else that file's queue-dir, else %s.\n",
+	    QUEUE_ADMIN_CONFIG,
 	    SUBMIT_SOCKET_DEFAULT, QUEUE_ADMIN_DIR_DEFAULT);
 }
 
@@ -186,10 +194,47 @@ relayq_connect(const char *path)
 	return -1;
 }
 
-/* Build the message, connect and submit; the exit status. */
+/*
+ * --message FILE: the file as it is (an RFC 5322 message, such as a
+ * failed/ entry's message.eml) with CRLF line endings, long body lines
+ * split and Bcc removed, into a new buffer.  NULL after saying why.
+ */
+static char *
+relayq_message_file(const char *file, size_t *lenp)
+{
+	struct mailmsg_opts	 mo;
+	struct mailmsg		 m;
+	char			*in, *msg = NULL, err[600];
+	size_t			 inlen;
+	int			 fd;
+
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    mailmsg_read(fd, false, &in, &inlen) == -1) {
+		(void)fprintf(stderr, "relayq: %s: %s\n", file,
+		    errno == EFBIG ? "larger than 64 MiB" : strerror(errno));
+		if (fd != -1)
+			(void)close(fd);
+		return NULL;
+	}
+	(void)close(fd);
+	memset(&mo, 0, sizeof(mo));
+	mailmsg_init(&m);
+	if (mailmsg_prepare(&m, in, inlen, &mo, err, sizeof(err)) == -1)
+		(void)fprintf(stderr, "relayq: %s: %s\n", file, err);
+	else {
+		msg = m.buf;
+		*lenp = m.len;
+		m.buf = NULL;
+	}
+	mailmsg_free(&m);
+	free(in);
+	return msg;
+}
+
+/* Build (or read) the message, connect and submit; the exit status. */
 static int
 relayq_submit(const char *path, const char *sender, const char *rcpt,
-    const struct sasl_cred *cred)
+    const struct sasl_cred *cred, const char *file)
 {
 	struct submit_params	 p;
 	struct submit_status	 st;
@@ -198,7 +243,11 @@ relayq_submit(const char *path, const char *sender, const char *rcpt,
 	size_t			 msglen;
 	int			 fd;
 
-	if ((msg = message_build(sender, rcpt, time(NULL), &msglen)) == NULL) {
+	if (file != NULL) {
+		if ((msg = relayq_message_file(file, &msglen)) == NULL)
+			return EX_NOINPUT;
+	} else if ((msg = message_build(sender, rcpt, time(NULL),
+	    &msglen)) == NULL) {
 		(void)fprintf(stderr, "relayq: cannot build the message\n");
 		return EX_SOFTWARE;
 	}
@@ -256,6 +305,51 @@ relayq_admin(enum relayq_mode mode, const char *qdir, const char *path,
 	return EX_SOFTWARE;
 }
 
+/* relayqd's config file: $RELAYQ_CONFIG, else the installed one. */
+static const char *
+relayq_config(void)
+{
+	const char	*env = getenv("RELAYQ_CONFIG");
+
+	return env != NULL && env[0] != '\0' ? env : QUEUE_ADMIN_CONFIG;
+}
+
+/*
+ * As sendmail or mailq (argv[0]'s name, or relayq --sendmail): the socket
+ * from $RELAYQ_SOCKET or the config, the queue and the account from the
+ * config.  -1 when relayq runs as itself.
+ */
+static int
+relayq_as_sendmail(int argc, char *argv[])
+{
+	struct sendmail_where	 w;
+	const char		*name, *env;
+	char			 dir[4096], sock[4096], acct[256];
+
+	name = strrchr(argv[0], '/') != NULL ? strrchr(argv[0], '/') + 1 :
+	    argv[0];
+	if (strcmp(name, "sendmail") != 0 && strcmp(name, "mailq") != 0 &&
+	    (argc < 2 || strcmp(argv[1], "--sendmail") != 0))
+		return -1;
+	str_copy(dir, QUEUE_ADMIN_DIR_DEFAULT, sizeof(dir));
+	str_copy(sock, SUBMIT_SOCKET_DEFAULT, sizeof(sock));
+	queue_admin_defaults(relayq_config(), dir, sizeof(dir), sock,
+	    sizeof(sock));
+	queue_admin_account(relayq_config(), acct, sizeof(acct));
+	if ((env = getenv("RELAYQ_SOCKET")) != NULL && env[0] != '\0')
+		str_copy(sock, env, sizeof(sock));
+	w.socket = sock;
+	w.queue_dir = dir;
+	w.account = acct;
+	if (strcmp(name, "mailq") == 0)
+		return queue_admin_list(dir, false, stdout);
+	if (strcmp(name, "sendmail") != 0) {
+		argv[1] = argv[0];	/* drop --sendmail */
+		return sendmail_main(argc - 1, argv + 1, &w);
+	}
+	return sendmail_main(argc, argv, &w);
+}
+
 /* Parse the command line and run one submission or queue tool. */
 int
 main(int argc, char *argv[])
@@ -263,11 +357,13 @@ main(int argc, char *argv[])
 	struct sasl_cred	 cred;
 	enum relayq_mode	 mode = RELAYQ_SUBMIT;
 	const char		*path = NULL, *qdir = NULL, *id = NULL;
-	const char		*env;
+	const char		*env, *file = NULL;
 	char			 confdir[4096], confsock[4096];
 	bool			 json = false;
 	int			 ch, status;
 
+	if ((status = relayq_as_sendmail(argc, argv)) != -1)
+		return status;
 	str_copy(confdir, QUEUE_ADMIN_DIR_DEFAULT, sizeof(confdir));
 	str_copy(confsock, SUBMIT_SOCKET_DEFAULT, sizeof(confsock));
 	/* "+": options end at the first operand; a password may start with '-'. */
@@ -296,6 +392,9 @@ main(int argc, char *argv[])
 				goto usage;
 			id = optarg;
 			break;
+		case 'M':
+			file = optarg;
+			break;
 		case 'h':
 			relayq_usage(stdout);
 			return EX_OK;
@@ -309,13 +408,14 @@ main(int argc, char *argv[])
 	if (json && mode == RELAYQ_SUBMIT)
 		mode = RELAYQ_LIST;
 	if ((json && mode != RELAYQ_LIST) ||
+	    (file != NULL && mode != RELAYQ_SUBMIT) ||
 	    argc - optind != (mode == RELAYQ_SUBMIT ? 3 : 0))
 		goto usage;
 	if (path == NULL && (env = getenv("RELAYQ_SOCKET")) != NULL &&
 	    env[0] != '\0')
 		path = env;
 	if (path == NULL || qdir == NULL)
-		queue_admin_defaults(QUEUE_ADMIN_CONFIG, confdir,
+		queue_admin_defaults(relayq_config(), confdir,
 		    sizeof(confdir), confsock, sizeof(confsock));
 	if (path == NULL)
 		path = confsock;
@@ -330,7 +430,7 @@ main(int argc, char *argv[])
 		status = EX_USAGE;
 	else
 		status = relayq_submit(path, argv[optind], argv[optind + 2],
-		    &cred);
+		    &cred, file);
 	sasl_cred_clear(&cred);
 	return status;
 usage:

@@ -364,6 +364,8 @@ submit_auth(struct submit_session *s)
 	char	 line[SUBMIT_LINE_MAX];
 	int	 ret = -1;
 
+	if (s->p->cred == NULL)
+		return 0;	/* relayqd's configured account */
 	if (sasl_plain_encode(s->p->cred, b64, sizeof(b64)) == -1) {
 		submit_fail(s, SUBMIT_TEMPFAIL, "cannot encode the credentials");
 		goto done;
@@ -416,16 +418,22 @@ submit_mail(struct submit_session *s)
 	return submit_expect(s, "MAIL", 250);
 }
 
-/* RCPT TO for the one recipient. */
+/* RCPT TO for each recipient; any refusal stops the submission. */
 static int
 submit_rcpt(struct submit_session *s)
 {
-	char	 line[SMTP_CMD_MAX];
+	char		 line[SMTP_CMD_MAX];
+	const char	*rcpt;
+	size_t		 i, n = s->p->nrcpt > 0 ? s->p->nrcpt : 1;
 
-	if (submit_format(s, line, "RCPT TO:<%s>", s->p->rcpt) == -1 ||
-	    submit_command(s, "RCPT", line, NULL) == -1)
-		return -1;
-	return submit_expect(s, "RCPT", 250);
+	for (i = 0; i < n; i++) {
+		rcpt = s->p->nrcpt > 0 ? s->p->rcpts[i] : s->p->rcpt;
+		if (submit_format(s, line, "RCPT TO:<%s>", rcpt) == -1 ||
+		    submit_command(s, "RCPT", line, NULL) == -1 ||
+		    submit_expect(s, "RCPT", 250) == -1)
+			return -1;
+	}
+	return 0;
 }
 
 /* Copy the queue ID out of "250 2.0.0 Ok: queued as <ID>", if present. */

@@ -1,6 +1,7 @@
 /*
  * submit.h: one blocking ESMTP submission to relayqd on a connected
- * stream socket: greeting, EHLO, AUTH PLAIN, MAIL, RCPT, DATA, the
+ * stream socket: greeting, EHLO, AUTH PLAIN (unless there are no
+ * credentials), MAIL, RCPT for each recipient, DATA, the
  * dot-stuffed message, QUIT.  Every line sent and received is shown on a
  * transcript stream as "C: " and "S: " lines, the AUTH line masked.
  */
@@ -27,8 +28,11 @@ enum submit_result {
 struct submit_params {
 	const char		*helo;		/* EHLO name; NULL: host name */
 	const char		*sender;	/* bare addresses, no brackets */
-	const char		*rcpt;
-	const struct sasl_cred	*cred;
+	const char		*rcpt;		/* one recipient, or: */
+	const char *const	*rcpts;		/* nrcpt of them, if nrcpt > 0 */
+	size_t			 nrcpt;
+	const struct sasl_cred	*cred;		/* NULL: no AUTH (relayqd's
+						   configured account) */
 	const char		*msg;		/* the message, CRLF lines */
 	size_t			 msglen;
 	int			 timeout;	/* seconds; 0: wait forever */

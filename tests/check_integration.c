@@ -933,6 +933,7 @@ Suite	*shutdown_suite(void);		/* it_durability.c */
 Suite	*queue_files_suite(void);	/* it_durability.c */
 Suite	*service_suite(void);		/* it_service.c */
 Suite	*gmail_suite(void);		/* it_gmail.c */
+Suite	*sendmail_suite(void);		/* it_sendmail.c */
 
 /* One suite per scenario, so CK_RUN_SUITE selects each. */
 int
@@ -1011,6 +1012,7 @@ main(void)
 	srunner_add_suite(sr, queue_files_suite());
 	srunner_add_suite(sr, service_suite());
 	srunner_add_suite(sr, gmail_suite());
+	srunner_add_suite(sr, sendmail_suite());
 
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -264,6 +264,59 @@ START_TEST(test_submit_queued)
 }
 END_TEST
 
+/*
+ * Without credentials there is no AUTH (relayqd's configured account);
+ * every recipient gets its RCPT, in order.
+ */
+START_TEST(test_submit_no_auth_rcpts)
+{
+	static const char *const rcpts[] = {
+		"bob@example.org", "carol@example.net", "dave@example.com"
+	};
+	const struct step	 steps[] = {
+		happy[STEP_GREETING], happy[STEP_EHLO], happy[STEP_MAIL],
+		{ "RCPT TO:<bob@example.org>\r\n", "250 2.1.5 Ok\r\n" },
+		{ "RCPT TO:<carol@example.net>\r\n", "250 2.1.5 Ok\r\n" },
+		{ "RCPT TO:<dave@example.com>\r\n", "250 2.1.5 Ok\r\n" },
+		happy[STEP_DATA], happy[STEP_BODY], happy[STEP_QUIT]
+	};
+	struct submit_params	 p;
+	struct run		 r;
+
+	params_init(&p, MSG, strlen(MSG));
+	p.cred = NULL;
+	p.rcpt = NULL;
+	p.rcpts = rcpts;
+	p.nrcpt = 3;
+	run_submit(steps, nitems_ck(steps), &p, &r);
+	ck_assert_int_eq(r.server, 0);
+	ck_assert_int_eq(r.result, SUBMIT_QUEUED);
+	ck_assert_ptr_null(strstr(r.rec, "AUTH"));
+	ck_assert_msg(strstr(r.rec, "RCPT TO:<bob@example.org>\r\nRCPT TO:"
+	    "<carol@example.net>\r\nRCPT TO:<dave@example.com>\r\nDATA\r\n")
+	    != NULL, "received:\n%s", r.rec);
+	run_free(&r);
+
+	/* A refused recipient stops the submission: 5xx, no DATA. */
+	{
+		struct step	 bad[nitems_ck(steps)];
+
+		memcpy(bad, steps, sizeof(steps));
+		bad[4].reply = "550 5.1.1 No such user\r\n";
+		bad[5] = happy[STEP_QUIT];
+		params_init(&p, MSG, strlen(MSG));
+		p.cred = NULL;
+		p.rcpts = rcpts;
+		p.nrcpt = 3;
+		run_submit(bad, 6, &p, &r);
+		ck_assert_int_eq(r.result, SUBMIT_REJECTED);
+		ck_assert_str_eq(r.st.reason, "550 5.1.1 No such user");
+		ck_assert_ptr_null(strstr(r.rec, "dave@"));
+		run_free(&r);
+	}
+}
+END_TEST
+
 static const struct {
 	const char	*reply;		/* the reply to the end of data */
 	const char	*id;
@@ -654,6 +707,7 @@ submit_suite(void)
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_submit_queued);
+	tcase_add_test(tc, test_submit_no_auth_rcpts);
 	tcase_add_loop_test(tc, test_submit_queue_id, 0,
 	    (int)nitems_ck(id_cases));
 	tcase_add_test(tc, test_submit_transcript);

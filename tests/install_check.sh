@@ -2,7 +2,8 @@
 # make install into a temporary DESTDIR, then check the tree: binaries,
 # units, sysusers/tmpfiles entries, the example config (valid, every key
 # commented out at its default), the man pages (they render without
-# warnings), that a second install keeps an edited config, and that
+# warnings), that the sendmail and mailq links come only with
+# install-sendmail, that a second install keeps an edited config, and that
 # uninstall removes what install put there.
 # Usage: install_check.sh MAKE BUILD_DIR
 set -eu
@@ -44,7 +45,8 @@ conf="$dest/etc/relayq/relayqd.conf"
 keys=$(sed -n 's/^#\([a-z-]*\) =.*/\1/p' "$conf" | sort)
 for k in socket socket-mode queue-dir relay tls ca-file retry-min \
     retry-max max-age max-parallel helo relay-timeout max-message-size \
-    max-recipients idle-timeout max-connections max-connections-per-uid; do
+    max-recipients idle-timeout max-connections max-connections-per-uid \
+    account password-file; do
 	echo "$keys" | grep -qx -- "$k" || fail "key $k missing from $conf"
 	# and relayqd accepts it at the value shown
 	v=$(sed -n "s/^#$k = //p" "$conf")
@@ -60,6 +62,19 @@ if command -v man >/dev/null 2>&1; then
 		[ -z "$w" ] || fail "man $m warns: $w"
 	done
 fi
+
+# sendmail and mailq only with install-sendmail, as links to relayq.
+[ ! -e "$dest/usr/sbin/sendmail" ] && [ ! -e "$dest/usr/sbin/mailq" ] ||
+	fail "make install put sendmail or mailq in /usr/sbin"
+$make -s install-sendmail DESTDIR="$dest" PREFIX=/usr BUILD="$build" >/dev/null
+for l in sendmail mailq; do
+	[ "$(readlink "$dest/usr/sbin/$l")" = /usr/bin/relayq ] ||
+		fail "install-sendmail: /usr/sbin/$l is not a link to relayq"
+done
+$make -s uninstall-sendmail DESTDIR="$dest" PREFIX=/usr BUILD="$build" \
+    >/dev/null
+[ ! -e "$dest/usr/sbin/sendmail" ] && [ ! -L "$dest/usr/sbin/mailq" ] ||
+	fail "uninstall-sendmail left a link"
 
 # A second install keeps an administrator's config.
 echo "retry-min = 120" >> "$conf"
