@@ -84,7 +84,8 @@ static const char *const queue_subdirs[QUEUE_SUB_COUNT] = {
 
 /* One commit handed to the workers (queue_tx_commit_async). */
 struct queue_commit {
-	STAILQ_ENTRY(queue_commit)	 link;
+	STAILQ_ENTRY(queue_commit)	 link;		/* under q->lock */
+	TAILQ_ENTRY(queue_commit)	 pend;		/* loop thread only */
 	struct queue_tx			*tx;
 	char				*env;		/* envelope text */
 	size_t				 envlen;
@@ -97,6 +98,7 @@ struct queue_commit {
 };
 
 STAILQ_HEAD(queue_commits, queue_commit);
+TAILQ_HEAD(queue_pending, queue_commit);
 
 struct queue {
 	char			*dir;
@@ -106,7 +108,11 @@ struct queue {
 	bool			 async;		/* workers and event exist */
 	struct event		*ev_done;	/* efd readable: completions */
 	int			 efd;
-	size_t			 pending;	/* loop thread only */
+	struct queue_pending	 pending;	/* loop thread only */
+	size_t			 npending;	/* loop thread only */
+	void			(*adopt)(void *, const char *);
+	void			*adopt_arg;
+	int			 syncfd[2];	/* the leader's queue/, tmp/ */
 	size_t			 nworkers;
 	pthread_t		 workers[QUEUE_WORKERS];
 	pthread_mutex_t		 lock;		/* guards what follows */
@@ -132,6 +138,8 @@ static int	queue_subdir_open(struct queue *, int, enum queue_subdir,
 		    char *, size_t);
 static int	queue_purge(int, const char *, int);
 static void	queue_purge_removed(struct queue *);
+static bool	queue_committing(const struct queue *, const char *);
+static void	queue_commit_undo(struct queue *, struct queue_commit *, int);
 static int	queue_new_id(char *, size_t);
 static int	queue_write_file(int, const char *, const void *, size_t, int);
 static int	queue_flush(struct queue_tx *);
@@ -144,7 +152,7 @@ static int	queue_encode_cred(const struct sasl_cred *, char *, size_t,
 		    size_t *);
 static int	queue_commit_rename(struct queue_tx *, const char *, size_t,
 		    const char *, size_t);
-static int	queue_sync_parents(struct queue *);
+static int	queue_sync_parents(struct queue *, int, int);
 static void	*queue_worker(void *);
 static void	queue_done_cb(evutil_socket_t, short, void *);
 
@@ -244,6 +252,8 @@ queue_open(const char *dir, char *err, size_t errlen)
 	q = xcalloc(1, sizeof(*q));
 	q->dir = xstrdup(dir);
 	q->efd = -1;
+	q->syncfd[0] = q->syncfd[1] = -1;
+	TAILQ_INIT(&q->pending);
 	for (i = 0; i < QUEUE_SUB_COUNT; i++)
 		q->fd[i] = -1;
 	if ((errno = pthread_mutex_init(&q->lock, NULL)) != 0 ||
@@ -635,13 +645,13 @@ queue_commit_rename(struct queue_tx *tx, const char *env, size_t envlen,
  * it).  -1 with errno only when queue/ could not be synced.
  */
 static int
-queue_sync_parents(struct queue *q)
+queue_sync_parents(struct queue *q, int qfd, int tmpfd)
 {
-	if (fsync(q->fd[QUEUE_SUB_QUEUE]) == -1) {
+	if (fsync(qfd) == -1) {
 		log_warn("queue: fsync %s/queue", q->dir);
 		return -1;
 	}
-	if (fsync(q->fd[QUEUE_SUB_TMP]) == -1)
+	if (fsync(tmpfd) == -1)
 		log_warn("queue: fsync %s/tmp", q->dir);
 	return 0;
 }
@@ -707,7 +717,8 @@ queue_tx_commit(struct queue_tx *tx, struct envelope *env,
 	if (queue_commit_rename(tx, c->env, c->envlen, c->cred,
 	    c->credlen) == -1)
 		goto done;
-	if (queue_sync_parents(q) == -1) {
+	if (queue_sync_parents(q, q->fd[QUEUE_SUB_QUEUE],
+	    q->fd[QUEUE_SUB_TMP]) == -1) {
 		/*
 		 * The client will be told the message was not accepted, so
 		 * it must not be delivered either: take it back out.
@@ -721,6 +732,21 @@ queue_tx_commit(struct queue_tx *tx, struct envelope *env,
 done:
 	queue_commit_free(c);
 	return rc;
+}
+
+/*
+ * A renamed entry whose parent fsync failed: the client is told it was not
+ * accepted, so it must not be delivered either.  Nobody else knows of it
+ * yet (queue_scan skips commits in flight), so it is removed unlocked.
+ */
+static void
+queue_commit_undo(struct queue *q, struct queue_commit *c, int errnum)
+{
+	c->errnum = errnum;
+	if (queue_empty_dir(q->fd[QUEUE_SUB_QUEUE], c->id) == -1)
+		log_warn("queue: queue/%s failed to commit and cannot be "
+		    "removed; it may be delivered although its client was "
+		    "told it was not accepted", c->id);
 }
 
 /* Hand finished commits to the loop thread (q->lock held). */
@@ -756,13 +782,22 @@ queue_worker(void *arg)
 			STAILQ_CONCAT(&batch, &q->renamed);
 			q->syncing = true;
 			pthread_mutex_unlock(&q->lock);
-			errnum = queue_sync_parents(q) == -1 ? errno : 0;
-			STAILQ_FOREACH(c, &batch, link) {
-				if (errnum == 0)
-					continue;
-				/* Not acknowledged, so not delivered either. */
-				queue_empty_dir(q->fd[QUEUE_SUB_QUEUE], c->id);
-				c->errnum = errnum;
+			errnum = queue_sync_parents(q, q->syncfd[0],
+			    q->syncfd[1]) == -1 ? errno : 0;
+			if (errnum != 0) {
+				/*
+				 * An fsync error is reported once per open
+				 * file, so a later fsync cannot vouch for the
+				 * renames done before this one returned:
+				 * they fail with the batch.
+				 */
+				pthread_mutex_lock(&q->lock);
+				STAILQ_CONCAT(&batch, &q->renamed);
+				pthread_mutex_unlock(&q->lock);
+				STAILQ_FOREACH(c, &batch, link)
+					queue_commit_undo(q, c, errnum);
+				if (fsync(q->syncfd[0]) == -1)
+					log_warn("queue: fsync %s/queue", q->dir);
 			}
 			pthread_mutex_lock(&q->lock);
 			q->syncing = false;
@@ -802,7 +837,8 @@ queue_run_done(struct queue *q)
 	pthread_mutex_unlock(&q->lock);
 	while ((c = STAILQ_FIRST(&list)) != NULL) {
 		STAILQ_REMOVE_HEAD(&list, link);
-		q->pending--;
+		TAILQ_REMOVE(&q->pending, c, pend);
+		q->npending--;
 		queue_tx_free(c->tx);
 		c->tx = NULL;
 		c->done(c->arg, c->id, c->errnum);
@@ -833,8 +869,18 @@ queue_async_start(struct queue *q, struct event_base *base)
 	sigset_t	 all, old;
 	int		 rc = 0, saved_errno;
 
+	/*
+	 * The leader's own opens of queue/ and tmp/: an fsync error is
+	 * reported once per open file, so the loop's fsyncs of queue/ (a
+	 * removal, say) must not be able to take one meant for a commit.
+	 */
+	if ((q->syncfd[0] = openat(q->fd[QUEUE_SUB_QUEUE], ".",
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    (q->syncfd[1] = openat(q->fd[QUEUE_SUB_TMP], ".",
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		goto fail;
 	if ((q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1)
-		return -1;
+		goto fail;
 	q->ev_done = event_new(base, q->efd, EV_READ | EV_PERSIST,
 	    queue_done_cb, q);
 	if (q->ev_done == NULL || event_add(q->ev_done, NULL) == -1) {
@@ -872,8 +918,10 @@ fail:
 	if (q->ev_done != NULL)
 		event_free(q->ev_done);
 	q->ev_done = NULL;
-	close(q->efd);
-	q->efd = -1;
+	queue_close_fd(q->efd);
+	queue_close_fd(q->syncfd[0]);
+	queue_close_fd(q->syncfd[1]);
+	q->efd = q->syncfd[0] = q->syncfd[1] = -1;
 	errno = saved_errno;
 	return -1;
 }
@@ -894,7 +942,8 @@ queue_tx_commit_async(struct queue_tx *tx, struct event_base *base,
 	}
 	c->done = done;
 	c->arg = arg;
-	q->pending++;
+	TAILQ_INSERT_TAIL(&q->pending, c, pend);
+	q->npending++;
 	pthread_mutex_lock(&q->lock);
 	STAILQ_INSERT_TAIL(&q->jobs, c, link);
 	pthread_cond_signal(&q->wake);
@@ -906,7 +955,37 @@ queue_tx_commit_async(struct queue_tx *tx, struct event_base *base,
 size_t
 queue_async_pending(const struct queue *q)
 {
-	return q->pending;
+	return q->npending;
+}
+
+/* True when id is a commit in flight: renamed, perhaps, but not durable. */
+static bool
+queue_committing(const struct queue *q, const char *id)
+{
+	const struct queue_commit	*c;
+
+	TAILQ_FOREACH(c, &q->pending, pend)
+		if (strcmp(c->id, id) == 0)
+			return true;
+	return false;
+}
+
+/* Where committed entries of vanished submitters go. */
+void
+queue_set_adopt(struct queue *q, void (*fn)(void *, const char *), void *arg)
+{
+	q->adopt = fn;
+	q->adopt_arg = arg;
+}
+
+/* Hand a committed entry whose submitter is gone to the adopter. */
+void
+queue_adopt(struct queue *q, const char *id)
+{
+	if (q->adopt != NULL)
+		q->adopt(q->adopt_arg, id);
+	else
+		log_info("%s stays queued for the next scan", id);
 }
 
 /*
@@ -930,8 +1009,10 @@ queue_async_stop(struct queue *q)
 		q->stopping = false;
 		event_free(q->ev_done);
 		q->ev_done = NULL;
-		close(q->efd);
-		q->efd = -1;
+		queue_close_fd(q->efd);
+		queue_close_fd(q->syncfd[0]);
+		queue_close_fd(q->syncfd[1]);
+		q->efd = q->syncfd[0] = q->syncfd[1] = -1;
 		q->async = false;
 		queue_run_done(q);
 	}
@@ -963,7 +1044,10 @@ queue_name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Call cb for each name in queue/ (dot files skipped), in sorted order. */
+/*
+ * Call cb for each name in queue/, in sorted order; dot files (removals,
+ * finished here first) and commits in flight are skipped.
+ */
 int
 queue_scan(struct queue *q, void (*cb)(const char *, void *), void *arg)
 {
@@ -973,6 +1057,7 @@ queue_scan(struct queue *q, void (*cb)(const char *, void *), void *arg)
 	size_t		 n = 0, i;
 	int		 fd;
 
+	queue_purge_removed(q);
 	if ((fd = dup(q->fd[QUEUE_SUB_QUEUE])) == -1)
 		return -1;
 	if ((d = fdopendir(fd)) == NULL) {
@@ -981,7 +1066,7 @@ queue_scan(struct queue *q, void (*cb)(const char *, void *), void *arg)
 	}
 	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] == '.' || queue_committing(q, de->d_name))
 			continue;
 		names = xreallocarray(names, n + 1, sizeof(*names));
 		names[n++] = xstrdup(de->d_name);
@@ -1165,10 +1250,17 @@ queue_remove(struct queue *q, const char *id)
 		return -1;
 	}
 	snprintf(gone, sizeof(gone), ".%s", id);
-	if (renameat(qfd, id, qfd, gone) == -1)
+	/*
+	 * The rename is made durable before the first unlink: a file system
+	 * need not keep the order of the two otherwise.
+	 */
+	if (renameat(qfd, id, qfd, gone) == -1 || fsync(qfd) == -1)
 		return -1;
-	if (queue_empty_dir(qfd, gone) == -1)
-		log_warn("queue: removing queue/%s", gone);
+	/* A second pass for a file added meanwhile (relayq --delete). */
+	if (queue_empty_dir(qfd, gone) == -1 &&
+	    queue_empty_dir(qfd, gone) == -1)
+		log_warn("queue: removing queue/%s (finished at the next scan)",
+		    gone);
 	return fsync(qfd);
 }
 

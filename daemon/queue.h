@@ -74,6 +74,14 @@ int		 queue_tx_commit_async(struct queue_tx *, struct event_base *,
 		    struct envelope *env, const struct sasl_cred *cred,
 		    void (*done)(void *arg, const char *id, int errnum),
 		    void *arg);
+/*
+ * Where a committed entry goes when its submitter vanished before its
+ * done ran: queue_adopt(q, id) calls fn(arg, id) (the daemon schedules
+ * it); with fn NULL the entry just stays queued for the next scan.
+ */
+void		 queue_set_adopt(struct queue *,
+		    void (*fn)(void *arg, const char *id), void *arg);
+void		 queue_adopt(struct queue *, const char *id);
 /* Async commits whose done has not run yet. */
 size_t		 queue_async_pending(const struct queue *);
 /*

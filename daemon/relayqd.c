@@ -424,6 +424,7 @@ relayqd_start(struct relayqd *d)
 		return -1;
 	relayqd_sched_params(d, &sp);
 	d->sched = scheduler_new(d->queue, &sp);
+	queue_set_adopt(d->queue, relayqd_queued_cb, d);
 	if (scheduler_scan(d->sched) == -1)
 		log_warn("scanning %s", cfg->queue_dir);
 
@@ -470,11 +471,14 @@ relayqd_stop(struct relayqd *d)
 
 	listener_free(d->listener);
 	/*
-	 * Commits in flight finish and are scheduled (their sessions are
-	 * gone) while the scheduler and the event base still exist.
+	 * Commits in flight finish while the event base still exists; the
+	 * entries of sessions already gone are not scheduled now but found
+	 * by the next start's scan.
 	 */
-	if (d->queue != NULL)
+	if (d->queue != NULL) {
+		queue_set_adopt(d->queue, NULL, NULL);
 		queue_async_stop(d->queue);
+	}
 	scheduler_free(d->sched);
 	for (i = 0; i < nitems(d->ev_sig); i++)
 		if (d->ev_sig[i] != NULL)

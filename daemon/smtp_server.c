@@ -23,7 +23,7 @@
  * off meanwhile, so a session has one commit in flight and its messages
  * are answered in order.  A session torn down during COMMIT leaves its
  * struct smtps_commit behind: the completion finds it orphaned, frees it,
- * and still hands a committed entry to cb.queued.
+ * and hands a committed entry to queue_adopt().
  */
 #include <sys/types.h>
 #include <sys/time.h>
@@ -94,8 +94,7 @@ enum smtps_getline {
 /* A commit in flight; outlives the session if that is torn down first. */
 struct smtps_commit {
 	struct smtp_server	*s;		/* NULL: the session is gone */
-	struct smtp_server_cb	 cb;		/* for an orphan's queued */
-	void			*arg;
+	struct queue		*queue;		/* for an orphan's adoption */
 	uid_t			 uid;
 };
 
@@ -1089,8 +1088,8 @@ smtp_server_commit_cb(void *arg, const char *id, int errnum)
 	} else {
 		log_info("%s accepted uid=%u (session gone before the reply)",
 		    id, (unsigned)c->uid);
-		if (c->cb.queued != NULL)
-			c->cb.queued(c->arg, id);
+		/* Not cb.queued: its arg may have gone with the session. */
+		queue_adopt(c->queue, id);
 	}
 	free(c);
 }
@@ -1113,8 +1112,7 @@ smtp_server_commit(struct smtp_server *s)
 	tx->env.state = ENVELOPE_QUEUED;
 	c = xcalloc(1, sizeof(*c));
 	c->s = s;
-	c->cb = s->cb;
-	c->arg = s->arg;
+	c->queue = s->queue;
 	c->uid = s->uid;
 	/* The configured account's entry keeps its address, no password. */
 	memset(&account, 0, sizeof(account));

@@ -31,10 +31,9 @@ struct smtp_server_params {
 
 struct smtp_server_cb {
 	/*
-	 * A message was committed as queue/<id>.  Also called, without a
-	 * reply, when the session was torn down while its commit was in
-	 * flight and the commit then succeeded (possibly from within
-	 * queue_async_stop or queue_close).
+	 * A message was committed as queue/<id> and acknowledged.  When the
+	 * session was torn down while its commit was in flight, the entry
+	 * goes to queue_adopt() instead (arg may be gone by then).
 	 */
 	void	(*queued)(void *arg, const char *id);
 	/* ETRN: retry the queue now. */

@@ -15,6 +15,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -1185,6 +1186,102 @@ fill_fs(void)
 }
 
 /*
+ * Fault injection for the whole unit binary: while fsync_fail_ino is set,
+ * fsync of that inode fails with EIO; every other fsync is the system
+ * call.  Defining fsync here takes the place of libc's in this program.
+ */
+static volatile ino_t	 fsync_fail_ino;
+
+int
+fsync(int fd)
+{
+	struct stat	 st;
+
+	if (fsync_fail_ino != 0 && fstat(fd, &st) == 0 &&
+	    st.st_ino == fsync_fail_ino) {
+		errno = EIO;
+		return -1;
+	}
+	return (int)syscall(SYS_fsync, fd);
+}
+
+/* Call cb for each name in queue/: count them. */
+static void
+scan_count(const char *id, void *arg)
+{
+	(void)id;
+	(*(int *)arg)++;
+}
+
+/*
+ * A commit renamed into queue/ but not yet completed (its completion needs
+ * the loop, which does not run here) is invisible to queue_scan: a SIGHUP
+ * rescan must not relay what the client has not been told is accepted.
+ * Once completed, the scan sees it.
+ */
+START_TEST(test_queue_scan_skips_committing)
+{
+	struct queue		*q;
+	struct event_base	*base;
+	struct stat		 st;
+	int			 i, n = 0;
+
+	memset(&done_log, 0, sizeof(done_log));
+	q = open_queue();
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	async_one(q, base, 0);
+	for (i = 0; i < 5000 && stat(qpath("queue", done_log.id[0]), &st) == -1;
+	    i++)
+		usleep(1000);
+	ck_assert_msg(i < 5000, "the worker never renamed the entry");
+	ck_assert_uint_eq(queue_async_pending(q), 1);
+	ck_assert_int_eq(queue_scan(q, scan_count, &n), 0);
+	ck_assert_int_eq(n, 0);
+	async_wait(q, base);
+	ck_assert_int_eq(done_log.errnum[0], 0);
+	ck_assert_int_eq(queue_scan(q, scan_count, &n), 0);
+	ck_assert_int_eq(n, 1);
+	queue_close(q);
+	event_base_free(base);
+}
+END_TEST
+
+/*
+ * The fsync of queue/ fails after the rename: the commit reports EIO and
+ * the entry is gone from queue/ (the client will be told it was not
+ * accepted, so it must not be delivered); tmp/ is empty too.  The next
+ * commit, with fsync working again, succeeds.
+ */
+START_TEST(test_queue_commit_async_dir_fsync_fails)
+{
+	struct queue		*q;
+	struct event_base	*base;
+	struct stat		 st;
+
+	memset(&done_log, 0, sizeof(done_log));
+	q = open_queue();
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	ck_assert_int_eq(stat(qpath("queue", NULL), &st), 0);
+	fsync_fail_ino = st.st_ino;
+	async_one(q, base, 0);
+	async_wait(q, base);
+	fsync_fail_ino = 0;
+	ck_assert_int_eq(done_log.calls, 1);
+	ck_assert_int_eq(done_log.errnum[0], EIO);
+	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 0);
+	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	async_one(q, base, 1);
+	async_wait(q, base);
+	ck_assert_int_eq(done_log.errnum[1], 0);
+	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 1);
+	queue_close(q);
+	event_base_free(base);
+}
+END_TEST
+
+/*
  * Out of space at commit time (the buffered message is written by the
  * worker): the completion reports ENOSPC and nothing is left behind.
  */
@@ -1233,6 +1330,8 @@ queue_suite(void)
 	tcase_add_test(tc, test_queue_commit_async);
 	tcase_add_test(tc, test_queue_async_stop_finishes);
 	tcase_add_test(tc, test_queue_commit_async_enospc);
+	tcase_add_test(tc, test_queue_scan_skips_committing);
+	tcase_add_test(tc, test_queue_commit_async_dir_fsync_fails);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("store");
