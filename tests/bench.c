@@ -610,13 +610,35 @@ done:
 	return rc;
 }
 
+/* The acknowledged submissions' rate since t0 and latency p50 / p99. */
+static void
+bench_intake_figures(struct bench *b, const struct bench_intake *in,
+    double t0, enum bench_figure rate, enum bench_figure p50,
+    enum bench_figure p99)
+{
+	double	*v, tack = 0;
+	size_t	 i, nok = 0;
+
+	v = xcalloc(in->n, sizeof(*v));
+	for (i = 0; i < in->n; i++)
+		if (in->subs[i].ok) {
+			v[nok++] = in->subs[i].t1 - in->subs[i].t0;
+			if (in->subs[i].t1 > tack)
+				tack = in->subs[i].t1;
+		}
+	b->r[rate] = (double)nok / (tack - t0);
+	b->r[p50] = bench_pct(v, nok, 0.5);
+	b->r[p99] = bench_pct(v, nok, 0.99);
+	free(v);
+}
+
 /* N messages from C submitters; intake, end to end, CPU, peak RSS. */
 static int
 bench_burst(struct bench *b)
 {
 	struct bench_intake	 in;
-	double			*v, t0, tack = 0, tarr = 0, cpu0, scpu0;
-	size_t			 i, nok = 0, got;
+	double			*v, t0, tarr = 0, cpu0, scpu0;
+	size_t			 i, got;
 	pid_t			 dpid = b->daemon->pid;
 
 	bench_step(b, "burst");
@@ -648,16 +670,9 @@ bench_burst(struct bench *b)
 		fprintf(stderr, "bench: %zu submissions failed, first: %s\n",
 		    in.failed, in.error);
 
+	bench_intake_figures(b, &in, t0, F_INTAKE_RATE, F_INTAKE_P50,
+	    F_INTAKE_P99);
 	v = xcalloc(in.n, sizeof(*v));
-	for (i = 0; i < in.n; i++)
-		if (in.subs[i].ok) {
-			v[nok++] = in.subs[i].t1 - in.subs[i].t0;
-			if (in.subs[i].t1 > tack)
-				tack = in.subs[i].t1;
-		}
-	b->r[F_INTAKE_RATE] = (double)nok / (tack - t0);
-	b->r[F_INTAKE_P50] = bench_pct(v, nok, 0.5);
-	b->r[F_INTAKE_P99] = bench_pct(v, nok, 0.99);
 	for (got = 0, i = 0; i < in.n; i++) {
 		double	 at = bench_arrival_at(&b->arr, in.first + i);
 
@@ -686,8 +701,8 @@ static int
 bench_alone(struct bench *b)
 {
 	struct bench_intake	 in;
-	double			*v, t0, tack = 0, tc;
-	size_t			 i, nok = 0, got;
+	double			 t0, tack = 0, tc;
+	size_t			 i, got;
 	pid_t			 spid = b->standin->pid;
 	int			 rc;
 
@@ -711,16 +726,8 @@ bench_alone(struct bench *b)
 	if (in.failed > 0)
 		fprintf(stderr, "bench: %zu submissions failed, first: %s\n",
 		    in.failed, in.error);
-	v = xcalloc(in.n, sizeof(*v));
-	for (i = 0; i < in.n; i++)
-		if (in.subs[i].ok) {
-			v[nok++] = in.subs[i].t1 - in.subs[i].t0;
-			if (in.subs[i].t1 > tack)
-				tack = in.subs[i].t1;
-		}
-	b->r[F_ALONE_RATE] = (double)nok / (tack - t0);
-	b->r[F_ALONE_P50] = bench_pct(v, nok, 0.5);
-	b->r[F_ALONE_P99] = bench_pct(v, nok, 0.99);
+	bench_intake_figures(b, &in, t0, F_ALONE_RATE, F_ALONE_P50,
+	    F_ALONE_P99);
 	for (tack = 0, i = 0; i < in.n; i++) {
 		double	 at = bench_arrival_at(&b->arr, in.first + i);
 
@@ -728,7 +735,6 @@ bench_alone(struct bench *b)
 			tack = at;
 	}
 	b->r[F_DRAIN_RATE] = (double)got / (tack - tc);
-	free(v);
 	free(in.subs);
 	return got == in.n && in.failed == 0 ? 0 : -1;
 }
