@@ -39,6 +39,7 @@ enum envelope_key {
 	ENVELOPE_KEY_LAST_REPLY,
 	ENVELOPE_KEY_UNCERTAIN,		/* optional */
 	ENVELOPE_KEY_ACCOUNT,		/* optional */
+	ENVELOPE_KEY_RCPT_REPLY,	/* optional, repeated */
 	ENVELOPE_KEY_COUNT
 };
 
@@ -54,6 +55,7 @@ static const char *envelope_parse_state(struct envelope *, const char *);
 static const char *envelope_parse_reply(struct envelope *, const char *);
 static const char *envelope_parse_uncertain(struct envelope *, const char *);
 static const char *envelope_parse_account(struct envelope *, const char *);
+static const char *envelope_parse_rcpt_reply(struct envelope *, const char *);
 
 /*
  * Indexed by enum envelope_key, in the order dump writes.  parse stores
@@ -74,7 +76,8 @@ static const struct {
 	{ "state",		envelope_parse_state },
 	{ "last-reply",		envelope_parse_reply },
 	{ "uncertain-since",	envelope_parse_uncertain },
-	{ "account",		envelope_parse_account }
+	{ "account",		envelope_parse_account },
+	{ "rcpt-reply",		envelope_parse_rcpt_reply }
 };
 
 static const char *const envelope_states[] = {
@@ -97,10 +100,15 @@ envelope_fini(struct envelope *env)
 {
 	size_t	 i;
 
-	for (i = 0; i < env->nrcpt; i++)
+	for (i = 0; i < env->nrcpt; i++) {
 		free(env->rcpt[i]);
+		if (env->rcpt_reply != NULL)
+			free(env->rcpt_reply[i]);
+	}
 	free(env->rcpt);
+	free(env->rcpt_reply);
 	env->rcpt = NULL;
+	env->rcpt_reply = NULL;
 	env->nrcpt = 0;
 }
 
@@ -110,7 +118,34 @@ envelope_add_rcpt(struct envelope *env, const char *rcpt)
 {
 	env->rcpt = xreallocarray(env->rcpt, env->nrcpt + 1,
 	    sizeof(*env->rcpt));
+	if (env->rcpt_reply != NULL) {
+		env->rcpt_reply = xreallocarray(env->rcpt_reply,
+		    env->nrcpt + 1, sizeof(*env->rcpt_reply));
+		env->rcpt_reply[env->nrcpt] = NULL;
+	}
 	env->rcpt[env->nrcpt++] = xstrdup(rcpt);
+}
+
+/* Record the reply that settled recipient i (a copy). */
+void
+envelope_set_rcpt_reply(struct envelope *env, size_t i, const char *reply)
+{
+	if (i >= env->nrcpt)
+		return;
+	if (env->rcpt_reply == NULL)
+		env->rcpt_reply = xcalloc(env->nrcpt,
+		    sizeof(*env->rcpt_reply));
+	free(env->rcpt_reply[i]);
+	env->rcpt_reply[i] = xstrdup(reply);
+}
+
+/* The reply that settled recipient i, or NULL. */
+const char *
+envelope_rcpt_reply(const struct envelope *env, size_t i)
+{
+	if (env->rcpt_reply == NULL || i >= env->nrcpt)
+		return NULL;
+	return env->rcpt_reply[i];
 }
 
 /* The state's name as written in the file. */
@@ -174,6 +209,10 @@ envelope_dumpable(const struct envelope *env)
 		    strlen(env->rcpt[i]) >= MAILADDR_MAX ||
 		    !envelope_text_ok(env->rcpt[i]))
 			return false;
+		if (envelope_rcpt_reply(env, i) != NULL &&
+		    (!envelope_text_ok(env->rcpt_reply[i]) ||
+		    strlen(env->rcpt_reply[i]) >= ENVELOPE_REPLY_MAX))
+			return false;
 	}
 	return true;
 }
@@ -223,6 +262,11 @@ envelope_dump(const struct envelope *env, FILE *fp)
 		    (unsigned long long)env->uncertain_since);
 	if (env->account[0] != '\0')
 		envelope_put(fp, ENVELOPE_KEY_ACCOUNT, env->account);
+	for (i = 0; i < env->nrcpt; i++)
+		if (envelope_rcpt_reply(env, i) != NULL)
+			fprintf(fp, "%s: %s %s\n",
+			    envelope_keys[ENVELOPE_KEY_RCPT_REPLY].name,
+			    env->rcpt[i], env->rcpt_reply[i]);
 	if (fflush(fp) == EOF || ferror(fp))
 		return -1;
 	return 0;
@@ -385,6 +429,32 @@ envelope_parse_account(struct envelope *env, const char *value)
 	return NULL;
 }
 
+/*
+ * "rcpt-reply: <address> <reply>": the address must be a recipient
+ * listed before and not settled yet (an address may hold spaces when
+ * quoted: the line is matched against each recipient).
+ */
+static const char *
+envelope_parse_rcpt_reply(struct envelope *env, const char *value)
+{
+	const char	*reply;
+	size_t		 i, n;
+
+	for (i = 0; i < env->nrcpt; i++) {
+		n = strlen(env->rcpt[i]);
+		if (strncmp(value, env->rcpt[i], n) == 0 && value[n] == ' ' &&
+		    value[n + 1] != '\0' && envelope_rcpt_reply(env, i) == NULL)
+			break;
+	}
+	if (i == env->nrcpt)
+		return "not a pending recipient";
+	reply = value + strlen(env->rcpt[i]) + 1;
+	if (strlen(reply) >= ENVELOPE_REPLY_MAX)
+		return "value too long";
+	envelope_set_rcpt_reply(env, i, reply);
+	return NULL;
+}
+
 /* Format "name:line: key: message" into err, control bytes in key masked. */
 static void
 envelope_error(char *err, size_t errlen, const char *name, size_t line,
@@ -434,7 +504,8 @@ envelope_line(struct envelope *env, char *line, size_t lineno,
 		return "unknown key";
 	if (lineno == 1 && k != ENVELOPE_KEY_VERSION)
 		return "\"version: 1\" must come first";
-	if (seen[k] > 0 && k != ENVELOPE_KEY_RCPT)
+	if (seen[k] > 0 && k != ENVELOPE_KEY_RCPT &&
+	    k != ENVELOPE_KEY_RCPT_REPLY)
 		return "duplicate key";
 	seen[k]++;
 	if (!envelope_text_ok(value))
@@ -450,7 +521,8 @@ envelope_missing(const unsigned seen[ENVELOPE_KEY_COUNT])
 
 	for (k = 0; k < ENVELOPE_KEY_COUNT; k++) {
 		if (seen[k] == 0 && k != ENVELOPE_KEY_UNCERTAIN &&
-		    k != ENVELOPE_KEY_ACCOUNT)
+		    k != ENVELOPE_KEY_ACCOUNT &&
+		    k != ENVELOPE_KEY_RCPT_REPLY)
 			return envelope_keys[k].name;
 	}
 	return NULL;

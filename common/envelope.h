@@ -15,6 +15,7 @@
  *	last-reply: 421 4.7.0 Try again later   (may be empty)
  *	uncertain-since: 1795705300        (only with state uncertain)
  *	account: ops@gmail.com             (optional, see below)
+ *	rcpt-reply: bob@example.com 250 2.0.0 OK ...   (repeated, optional)
  *
  * "uncertain": the whole message and its final dot went out and the
  * connection was lost before Gmail's reply, so Gmail may have it; it is
@@ -25,6 +26,11 @@
  * relayed as relayqd's configured account (relayqd.conf(5) account and
  * password-file), which must still be that address when it is relayed.
  * Such an entry's credentials file holds the address and no password.
+ *
+ * rcpt-reply records, for a recipient whose fate is settled, the reply
+ * that settled it: the 250 to the final dot of the transaction that
+ * delivered to it, or the 5xx Gmail gave its RCPT.  Recipients without
+ * one are still to be sent; the rest are never sent again.
  *
  * The loader is strict: unknown keys, duplicates, missing keys or bad
  * values fail with "file:line: key: message".  No secret is ever stored
@@ -64,6 +70,8 @@ struct envelope {
 	char			 last_reply[ENVELOPE_REPLY_MAX];
 	time_t			 uncertain_since; /* state uncertain: when */
 	char			 account[MAILADDR_MAX];	/* "": own credentials */
+	/* nrcpt entries (or NULL): the settling reply, NULL while pending. */
+	char			**rcpt_reply;
 };
 
 void	envelope_init(struct envelope *);
@@ -71,6 +79,10 @@ void	envelope_init(struct envelope *);
 void	envelope_fini(struct envelope *);
 /* Append a copy of rcpt. */
 void	envelope_add_rcpt(struct envelope *, const char *rcpt);
+/* Record (a copy of) the reply that settled recipient i. */
+void	envelope_set_rcpt_reply(struct envelope *, size_t i, const char *);
+/* The reply that settled recipient i, or NULL while it is pending. */
+const char *envelope_rcpt_reply(const struct envelope *, size_t i);
 /* Write the text form to fp; 0 or -1 (errno from stdio). */
 int	envelope_dump(const struct envelope *, FILE *fp);
 /*

@@ -87,6 +87,7 @@ enum relay_state {
 	RELAY_AUTH_LOGIN,
 	RELAY_AUTH_LOGIN_USER,
 	RELAY_AUTH_LOGIN_PASS,
+	RELAY_RSET,
 	RELAY_MAIL,
 	RELAY_RCPT,
 	RELAY_DATA,
@@ -117,6 +118,7 @@ static const struct {
 	[RELAY_AUTH_LOGIN] =		{ "AUTH_LOGIN", "AUTH", 334, 300 },
 	[RELAY_AUTH_LOGIN_USER] =	{ "AUTH_LOGIN_USER", "AUTH", 334, 300 },
 	[RELAY_AUTH_LOGIN_PASS] =	{ "AUTH_LOGIN_PASS", "AUTH", 235, 300 },
+	[RELAY_RSET] =			{ "RSET", "RSET", 250, 300 },
 	[RELAY_MAIL] =			{ "MAIL", "MAIL", 250, 300 },
 	[RELAY_RCPT] =			{ "RCPT", "RCPT", 250, 300 },
 	[RELAY_DATA] =			{ "DATA", "DATA", 354, 120 },
@@ -147,6 +149,10 @@ struct relay {
 	char *const		*rcpt;
 	size_t			 nrcpt;
 	size_t			 rcptidx;
+	struct relay_rcpt_result *rr;		/* nrcpt: what became of each */
+	bool			*intx;		/* accepted in this transaction */
+	size_t			 ntx;		/* RCPTs sent in it */
+	size_t			 naccepted;	/* of them accepted */
 	int			 msgfd;
 	off_t			 msgsize;
 	struct sasl_cred	 cred;
@@ -179,6 +185,8 @@ struct relay {
 static void	relay_enter(struct relay *, enum relay_state);
 static void	relay_response(struct relay *);
 static void	relay_finish(struct relay *, enum relay_result, const char *);
+static void	relay_tx_delivered(struct relay *, const char *);
+static void	relay_next_rcpt(struct relay *);
 static void	relay_quit(struct relay *, enum relay_result, const char *);
 static void	relay_fail(struct relay *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
@@ -201,6 +209,8 @@ relay_free(struct relay *r)
 	if (r->ssl_ctx != NULL)
 		SSL_CTX_free(r->ssl_ctx);
 	secure_zero(&r->cred, sizeof(r->cred));
+	free(r->rr);
+	free(r->intx);
 	free(r->host);
 	free(r->port);
 	free(r->helo);
@@ -218,6 +228,9 @@ relay_finish(struct relay *r, enum relay_result result, const char *reason)
 	    "reason=\"%s\"", r->id, relay_states[r->state].name, (int)result,
 	    relay_policy_name(r->reaction), reason);
 	if (r->outcome != NULL) {
+		if (r->outcome->rcpts != NULL && r->rr != NULL)
+			memcpy(r->outcome->rcpts, r->rr,
+			    r->nrcpt * sizeof(*r->rr));
 		r->outcome->reaction = r->reaction;
 		r->outcome->authed = r->authed;
 		r->outcome->auth_sent = r->auth_sent;
@@ -251,6 +264,7 @@ relay_fail(struct relay *r, const char *fmt, ...)
 	if (r->state == RELAY_EOM && r->accepted) {
 		log_warnx("%s relay=%s:%s accepted the message, then: %s",
 		    r->id, r->host, r->port, reason);
+		relay_tx_delivered(r, r->reason);
 		r->reaction = RELAY_REACT_DELIVERED;
 		relay_finish(r, RELAY_OK, r->reason);
 		return;
@@ -267,6 +281,21 @@ relay_fail(struct relay *r, const char *fmt, ...)
 	}
 	r->reaction = RELAY_REACT_RETRY;
 	relay_finish(r, RELAY_TEMPFAIL, reason);
+}
+
+/* The transaction's accepted recipients are delivered, with reply. */
+static void
+relay_tx_delivered(struct relay *r, const char *reply)
+{
+	size_t	 i;
+
+	for (i = 0; i < r->nrcpt; i++) {
+		if (!r->intx[i])
+			continue;
+		r->intx[i] = false;
+		r->rr[i].status = RELAY_RCPT_DELIVERED;
+		str_copy(r->rr[i].reply, reply, sizeof(r->rr[i].reply));
+	}
 }
 
 /* Decide the outcome now, say QUIT, and report once the server answers. */
@@ -744,14 +773,29 @@ relay_addr_ok(const char *addr)
 	    strpbrk(addr, "<>") == NULL;
 }
 
-/* MAIL FROM, with SIZE when the server announced it. */
+/*
+ * MAIL FROM, with SIZE when the server announced it.  A message larger
+ * than the server's SIZE fails here, before DATA: sending it would only
+ * earn a 552 after the whole body.
+ */
 static void
 relay_mail(struct relay *r)
 {
-	char	 size[32] = "";
+	char	 size[32] = "", reason[RELAY_REASON_MAX];
 
+	r->accepted = false;
 	if (!relay_addr_ok(r->sender)) {
+		r->reaction = RELAY_REACT_MSG_FAIL;
 		relay_quit(r, RELAY_PERMFAIL, "invalid sender address");
+		return;
+	}
+	if ((r->ehlo.ext & SMTP_EXT_SIZE) && r->ehlo.size > 0 &&
+	    (unsigned long long)r->msgsize > r->ehlo.size) {
+		snprintf(reason, sizeof(reason), "message of %lld bytes is "
+		    "larger than %s's SIZE %llu", (long long)r->msgsize,
+		    r->host, r->ehlo.size);
+		r->reaction = RELAY_REACT_MSG_FAIL;
+		relay_quit(r, RELAY_PERMFAIL, reason);
 		return;
 	}
 	if (r->ehlo.ext & SMTP_EXT_SIZE)
@@ -760,17 +804,122 @@ relay_mail(struct relay *r)
 	relay_send(r, "MAIL FROM:<%s>%s", r->sender, size);
 }
 
-/* RCPT TO for the current recipient. */
+/* RCPT TO for the current recipient; a bad address fails it alone. */
 static void
 relay_rcpt(struct relay *r)
 {
 	const char	*rcpt = r->rcpt[r->rcptidx];
 
 	if (!relay_addr_ok(rcpt)) {
-		relay_quit(r, RELAY_PERMFAIL, "invalid recipient address");
+		r->rr[r->rcptidx].status = RELAY_RCPT_FAILED;
+		str_copy(r->rr[r->rcptidx].reply, "invalid recipient address",
+		    sizeof(r->rr[r->rcptidx].reply));
+		r->rcptidx++;
+		relay_next_rcpt(r);
 		return;
 	}
+	r->ntx++;
 	relay_send(r, "RCPT TO:<%s>", rcpt);
+}
+
+/* True while a recipient is neither settled nor in this transaction. */
+static bool
+relay_rcpt_pending(const struct relay *r, size_t i)
+{
+	return r->rr[i].status == RELAY_RCPT_PENDING && !r->intx[i];
+}
+
+/*
+ * The recipients of this transaction are chosen (all pending ones, at
+ * most RELAY_RCPT_TX_MAX, or fewer after 452 4.5.3): DATA when any was
+ * accepted; otherwise RSET and another transaction for the ones left,
+ * or the end when every recipient was refused.
+ */
+static void
+relay_rcpts_done(struct relay *r)
+{
+	char	 reason[RELAY_REASON_MAX];
+	size_t	 i;
+
+	if (r->naccepted > 0) {
+		relay_enter(r, RELAY_DATA);
+		return;
+	}
+	for (i = 0; i < r->nrcpt; i++)
+		if (relay_rcpt_pending(r, i)) {
+			relay_enter(r, RELAY_RSET);
+			return;
+		}
+	/* An earlier transaction delivered to the others. */
+	for (i = 0; i < r->nrcpt; i++)
+		if (r->rr[i].status == RELAY_RCPT_DELIVERED) {
+			r->reaction = RELAY_REACT_DELIVERED;
+			relay_quit(r, RELAY_OK, r->rr[i].reply);
+			return;
+		}
+	snprintf(reason, sizeof(reason), "every recipient refused; last: "
+	    "%s", r->rr[r->nrcpt - 1].reply);
+	r->reaction = RELAY_REACT_RCPT_FAIL;
+	relay_quit(r, RELAY_PERMFAIL, reason);
+}
+
+/* RCPT for the next pending recipient, or on to DATA. */
+static void
+relay_next_rcpt(struct relay *r)
+{
+	while (r->rcptidx < r->nrcpt && !relay_rcpt_pending(r, r->rcptidx))
+		r->rcptidx++;
+	if (r->rcptidx == r->nrcpt || r->ntx >= RELAY_RCPT_TX_MAX)
+		relay_rcpts_done(r);
+	else
+		relay_enter(r, RELAY_RCPT);
+}
+
+/* A new transaction (MAIL accepted): its recipients from the first. */
+static void
+relay_tx_start(struct relay *r)
+{
+	r->rcptidx = 0;
+	r->ntx = 0;
+	r->naccepted = 0;
+	relay_next_rcpt(r);
+}
+
+/*
+ * The reply to one RCPT: accepted, that recipient refused (5xx: the
+ * others go on), or "452 4.5.3" too many (the rest wait for another
+ * transaction).  Anything else is judged for the whole session.
+ */
+static void
+relay_rcpt_response(struct relay *r)
+{
+	char			 one[SMTP_REPLY_MAX + 8];
+	enum relay_reaction	 reaction;
+	size_t			 i = r->rcptidx;
+
+	if (r->reply.code == 250 || r->reply.code == 251) {
+		r->intx[i] = true;
+		r->naccepted++;
+		r->rcptidx++;
+		relay_next_rcpt(r);
+		return;
+	}
+	reaction = relay_policy_react(RELAY_STAGE_RCPT, &r->reply);
+	smtp_reply_oneline(&r->reply, one, sizeof(one));
+	if (reaction == RELAY_REACT_RCPT_FAIL) {
+		log_info("%s relay: recipient <%s> refused: %s", r->id,
+		    r->rcpt[i], one);
+		r->rr[i].status = RELAY_RCPT_FAILED;
+		str_copy(r->rr[i].reply, one, sizeof(r->rr[i].reply));
+		r->rcptidx++;
+		relay_next_rcpt(r);
+	} else if (reaction == RELAY_REACT_SPLIT && r->naccepted > 0) {
+		log_info("%s relay: %zu recipients in this transaction, the "
+		    "rest in another: %s", r->id, r->naccepted, one);
+		r->ntx = RELAY_RCPT_TX_MAX;
+		relay_rcpts_done(r);
+	} else
+		relay_reply_fail(r);
 }
 
 /* Queue body bytes until the output holds RELAY_OBUF_MAX or the file ends. */
@@ -859,6 +1008,9 @@ relay_enter(struct relay *r, enum relay_state state)
 	case RELAY_AUTH_LOGIN_PASS:
 		relay_auth_send(r);
 		break;
+	case RELAY_RSET:
+		relay_send(r, "RSET");
+		break;
 	case RELAY_MAIL:
 		relay_mail(r);
 		break;
@@ -912,10 +1064,18 @@ static void
 relay_eom_response(struct relay *r)
 {
 	char	 one[SMTP_REPLY_MAX + 8];
+	size_t	 i;
 
 	smtp_reply_oneline(&r->reply, one, sizeof(one));
 	log_debug("%s relay accepted: %s", r->id, one);
+	relay_tx_delivered(r, one);
 	r->reaction = RELAY_REACT_DELIVERED;
+	for (i = 0; i < r->nrcpt; i++)
+		if (relay_rcpt_pending(r, i)) {
+			/* A completed transaction needs no RSET. */
+			relay_enter(r, RELAY_MAIL);
+			return;
+		}
 	relay_quit(r, RELAY_OK, one);
 }
 
@@ -951,6 +1111,10 @@ relay_response(struct relay *r)
 		relay_body_response(r);
 		return;
 	}
+	if (r->state == RELAY_RCPT) {
+		relay_rcpt_response(r);
+		return;
+	}
 	if (r->reply.code != relay_states[r->state].expect &&
 	    !(r->state == RELAY_RCPT && r->reply.code == 251)) {
 		relay_reply_fail(r);
@@ -981,15 +1145,11 @@ relay_response(struct relay *r)
 	case RELAY_AUTH_LOGIN_PASS:
 		relay_auth_response(r);
 		break;
-	case RELAY_MAIL:
-		r->rcptidx = 0;
-		relay_enter(r, RELAY_RCPT);
+	case RELAY_RSET:
+		relay_enter(r, RELAY_MAIL);
 		break;
-	case RELAY_RCPT:
-		if (++r->rcptidx < r->nrcpt)
-			relay_enter(r, RELAY_RCPT);
-		else
-			relay_enter(r, RELAY_DATA);
+	case RELAY_MAIL:
+		relay_tx_start(r);
 		break;
 	case RELAY_DATA:
 		relay_enter(r, RELAY_BODY);
@@ -1247,6 +1407,8 @@ relay_new(const struct relay_params *p, struct relay_job *job,
 	r->sender = job->sender;
 	r->rcpt = job->rcpt;
 	r->nrcpt = job->nrcpt;
+	r->rr = xcalloc(r->nrcpt + 1, sizeof(*r->rr));
+	r->intx = xcalloc(r->nrcpt + 1, sizeof(*r->intx));
 	r->done = done;
 	r->arg = arg;
 	r->outcome = job->outcome;

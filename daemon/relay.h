@@ -46,6 +46,21 @@ enum relay_reaction {
 	RELAY_REACT_MSG_FAIL	/* 5xx: the message fails */
 };
 
+/* What became of one recipient of the job. */
+enum relay_rcpt_status {
+	RELAY_RCPT_PENDING,	/* not delivered: to be sent again */
+	RELAY_RCPT_DELIVERED,	/* in a transaction whose final dot got 2xx */
+	RELAY_RCPT_FAILED	/* its RCPT got a 5xx */
+};
+
+#define RELAY_RCPT_REPLY_MAX	512
+#define RELAY_RCPT_TX_MAX	100	/* recipients per transaction (Gmail) */
+
+struct relay_rcpt_result {
+	enum relay_rcpt_status	 status;
+	char			 reply[RELAY_RCPT_REPLY_MAX];	/* that settled it */
+};
+
 /* More than the result, for the scheduler (relay_job.outcome). */
 struct relay_outcome {
 	enum relay_reaction	 reaction;
@@ -56,6 +71,15 @@ struct relay_outcome {
 	 * before any reply: the server may or may not have the message.
 	 */
 	bool			 uncertain;
+	/*
+	 * Unless NULL, job->nrcpt results, filled in.  A session sends at
+	 * most RELAY_RCPT_TX_MAX recipients per transaction, and after
+	 * "452 4.5.3" the rest in another transaction of the same session;
+	 * a 5xx to one RCPT fails that recipient only.  The result is
+	 * RELAY_OK once no recipient is pending and at least one was
+	 * delivered; the failed ones are in here.
+	 */
+	struct relay_rcpt_result *rcpts;
 };
 
 struct relay_params {

@@ -65,6 +65,10 @@ struct sched_entry {
 	struct account		*acct;		/* while relaying */
 	unsigned		 resends;	/* 451 4.4.2 in a row */
 	struct relay_outcome	 outcome;
+	/* While relaying: the pending recipients and their env indices. */
+	char			**prcpt;
+	size_t			*pidx;
+	size_t			 npending;
 	struct scheduler	*sched;
 	char			 id[ENVELOPE_ID_MAX];
 	struct event		*timer;
@@ -100,6 +104,7 @@ enum sched_admission {
 
 static void	 sched_params_set(struct scheduler *,
 		    const struct scheduler_params *);
+static void	 sched_rcpt_free(struct sched_entry *);
 static int	 sched_cmp(const void *, const void *);
 static struct sched_entry *sched_find(struct scheduler *, const char *);
 static void	 sched_forget(struct sched_entry *);
@@ -208,6 +213,7 @@ sched_forget(struct sched_entry *e)
 	s->count--;
 	sched_unlock(e);
 	event_free(e->timer);
+	sched_rcpt_free(e);
 	envelope_fini(&e->env);
 	free(e);
 }
@@ -626,12 +632,21 @@ sched_refuse_all(struct scheduler *s, struct account *acct)
 {
 	struct sched_entry	*e;
 	struct sasl_cred	 cred;
+	struct envelope		 env;
+	char			 err[256];
 	unsigned		 n = 0;
+	bool			 match;
 
 	TAILQ_FOREACH(e, &s->entries, all) {
 		if (e->relay != NULL || e->is_ready)
 			continue;
-		if (queue_load_cred(s->queue, e->id, &cred) == -1)
+		/* What it would be relayed with: its own or the account's. */
+		envelope_init(&env);
+		match = queue_load(s->queue, e->id, &env, err, sizeof(err)) ==
+		    0 && account_conf_load_cred(s->params.account, s->queue,
+		    e->id, &env, &cred) == 0;
+		envelope_fini(&env);
+		if (!match)
 			continue;
 		if (account_match(s->accounts, acct, &cred)) {
 			if (e->is_blocked) {
@@ -646,6 +661,85 @@ sched_refuse_all(struct scheduler *s, struct account *acct)
 	if (n > 0)
 		log_info("credentials refused by Gmail: %u more queued "
 		    "entries with them fail without AUTH", n);
+}
+
+/* Drop the pending-recipient arrays of an attempt. */
+static void
+sched_rcpt_free(struct sched_entry *e)
+{
+	free(e->prcpt);
+	free(e->pidx);
+	free(e->outcome.rcpts);
+	e->prcpt = NULL;
+	e->pidx = NULL;
+	e->outcome.rcpts = NULL;
+	e->npending = 0;
+}
+
+/* The recipients with no settling reply yet; how many. */
+static size_t
+sched_pending(struct sched_entry *e)
+{
+	size_t	 i;
+
+	sched_rcpt_free(e);
+	e->prcpt = xcalloc(e->env.nrcpt + 1, sizeof(*e->prcpt));
+	e->pidx = xcalloc(e->env.nrcpt + 1, sizeof(*e->pidx));
+	for (i = 0; i < e->env.nrcpt; i++) {
+		if (envelope_rcpt_reply(&e->env, i) != NULL)
+			continue;
+		e->prcpt[e->npending] = e->env.rcpt[i];
+		e->pidx[e->npending++] = i;
+	}
+	return e->npending;
+}
+
+/* Keep what the attempt settled for each recipient in the envelope. */
+static void
+sched_rcpt_record(struct sched_entry *e)
+{
+	const struct relay_rcpt_result	*rr = e->outcome.rcpts;
+	size_t				 j;
+
+	for (j = 0; rr != NULL && j < e->npending; j++)
+		if (rr[j].status != RELAY_RCPT_PENDING)
+			envelope_set_rcpt_reply(&e->env, e->pidx[j],
+			    rr[j].reply);
+	sched_rcpt_free(e);
+}
+
+/*
+ * Every recipient is settled: delivered when none failed, else failed/
+ * with the envelope's rcpt-reply lines saying which got what.  False
+ * (nothing done) while some are pending.
+ */
+static bool
+sched_settle(struct sched_entry *e, const char *reply)
+{
+	char		 reason[ENVELOPE_REPLY_MAX];
+	const char	*r;
+	size_t		 i, nfail = 0, first = 0;
+
+	for (i = 0; i < e->env.nrcpt; i++) {
+		if ((r = envelope_rcpt_reply(&e->env, i)) == NULL)
+			return false;
+		if (r[0] != '2' && nfail++ == 0)
+			first = i;
+	}
+	if (nfail == 0) {
+		sched_delivered(e, reply);
+		return true;
+	}
+	if (e->env.nrcpt == 1)
+		snprintf(reason, sizeof(reason), "RCPT TO:<%.256s>: %.700s",
+		    e->env.rcpt[first], envelope_rcpt_reply(&e->env, first));
+	else
+		snprintf(reason, sizeof(reason), "failed for %zu of %zu "
+		    "recipients (see rcpt-reply): RCPT TO:<%.256s>: %.600s",
+		    nfail, e->env.nrcpt, e->env.rcpt[first],
+		    envelope_rcpt_reply(&e->env, first));
+	sched_failed(e, reason);
+	return true;
 }
 
 /* Load the entry and hand it to a relay session. */
@@ -672,11 +766,17 @@ sched_start(struct sched_entry *e)
 		sched_postpone(e, "cannot load", err);
 		return;
 	}
+	if (sched_pending(e) == 0) {
+		/* Settled before a crash kept it from leaving queue/. */
+		if (!sched_settle(e, "every recipient settled before"))
+			sched_postpone(e, "cannot settle", "");
+		return;
+	}
 	memset(&job, 0, sizeof(job));
 	job.id = e->id;
 	job.sender = e->env.sender;
-	job.rcpt = e->env.rcpt;
-	job.nrcpt = e->env.nrcpt;
+	job.rcpt = e->prcpt;
+	job.nrcpt = e->npending;
 	if (account_conf_load_cred(s->params.account, s->queue, e->id,
 	    &e->env, &job.cred) == -1) {
 		sched_unreadable(e, "credentials", errno);
@@ -702,6 +802,7 @@ sched_start(struct sched_entry *e)
 		return;
 	}
 	memset(&e->outcome, 0, sizeof(e->outcome));
+	e->outcome.rcpts = xcalloc(e->npending, sizeof(*e->outcome.rcpts));
 	job.outcome = &e->outcome;
 	e->relay = relay_start(&s->params.relay, &job, sched_relay_done_cb, e);
 	sasl_cred_clear(&job.cred);
@@ -773,17 +874,19 @@ sched_apply(struct sched_entry *e, struct account *acct,
 {
 	enum relay_reaction	 reaction = e->outcome.reaction;
 
-	if (result == RELAY_OK) {
-		if (acct != NULL)
-			acct->quota = false;
-		sched_delivered(e, reply);
+	sched_rcpt_record(e);
+	if (result == RELAY_OK && acct != NULL)
+		acct->quota = false;
+	if (sched_settle(e, reply))
 		return;
-	}
 	if (acct != NULL && sched_account_reply(e, acct, reaction, reply))
 		return;
 	if (reaction == RELAY_REACT_RESEND && e->resends < SCHED_RESEND_MAX) {
 		e->resends++;
 		log_info("%s sent again now (not counted): %s", e->id, reply);
+		/* Recipients settled before the timeout stay settled. */
+		if (queue_update(e->sched->queue, &e->env) == -1)
+			log_warn("%s: cannot record the attempt", e->id);
 		sched_unlock(e);
 		envelope_fini(&e->env);
 		envelope_init(&e->env);
@@ -791,6 +894,9 @@ sched_apply(struct sched_entry *e, struct account *acct,
 		return;
 	}
 	e->resends = 0;
+	if (result == RELAY_OK)
+		log_warnx("%s relay reported delivered with recipients left",
+		    e->id);
 	if (result == RELAY_PERMFAIL) {
 		sched_failed(e, reply);
 		return;

@@ -182,6 +182,49 @@ START_TEST(test_envelope_uncertain)
 }
 END_TEST
 
+/* rcpt-reply lines settle recipients; a pending one has none. */
+START_TEST(test_envelope_rcpt_reply)
+{
+	struct envelope	 in, out;
+	char		*text, err[256];
+	const char	*bad;
+
+	envelope_init(&in);
+	memcpy(in.id, "20261126T152134.000123-4f9a2c",
+	    sizeof("20261126T152134.000123-4f9a2c"));
+	memcpy(in.sender, "a@example.com", sizeof("a@example.com"));
+	envelope_add_rcpt(&in, "b@example.org");
+	envelope_add_rcpt(&in, "\"c d\"@example.org");
+	envelope_add_rcpt(&in, "e@bad.example");
+	envelope_set_rcpt_reply(&in, 1, "250 2.0.0 OK  1757127926 x - gsmtp");
+	envelope_set_rcpt_reply(&in, 2, "553 5.1.2 We weren't able to find "
+	    "the recipient domain.");
+	ck_assert_int_eq(dump_text(&in, &text), 0);
+	ck_assert_ptr_nonnull(strstr(text, "\nrcpt-reply: \"c d\"@example.org "
+	    "250 2.0.0 OK  1757127926 x - gsmtp\nrcpt-reply: e@bad.example 553 "
+	    "5.1.2 We weren't able to find the recipient domain.\n"));
+	ck_assert_ptr_null(strstr(text, "rcpt-reply: b@"));
+	ck_assert_int_eq(load_text(&out, text, strlen(text), err, sizeof(err)),
+	    0);
+	ck_assert_ptr_null(envelope_rcpt_reply(&out, 0));
+	ck_assert_str_eq(envelope_rcpt_reply(&out, 1),
+	    "250 2.0.0 OK  1757127926 x - gsmtp");
+	ck_assert_str_eq(envelope_rcpt_reply(&out, 2), "553 5.1.2 We weren't "
+	    "able to find the recipient domain.");
+	free(text);
+	envelope_fini(&out);
+	envelope_fini(&in);
+	/* Not a recipient, or settled twice: refused by name. */
+	bad = "version: 1\nid: 20261126T152134.000123-4f9a2c\nsender:\n"
+	    "rcpt: b@x\nsubmitted: 1\nuid: 0\nattempts: 0\nnext-attempt: 1\n"
+	    "state: queued\nlast-reply:\nrcpt-reply: c@x 250 ok\n";
+	ck_assert_int_eq(load_text(&out, bad, strlen(bad), err, sizeof(err)),
+	    -1);
+	ck_assert_ptr_nonnull(strstr(err, "rcpt-reply: not a pending "
+	    "recipient"));
+}
+END_TEST
+
 static const struct {
 	const char	*text;
 	const char	*sender;
@@ -564,6 +607,7 @@ envelope_suite(void)
 	tcase_add_test(tc, test_envelope_round_trip);
 	tcase_add_test(tc, test_envelope_empty_values);
 	tcase_add_test(tc, test_envelope_uncertain);
+	tcase_add_test(tc, test_envelope_rcpt_reply);
 	tcase_add_test(tc, test_envelope_dump_refuses);
 	tcase_add_test(tc, test_envelope_dump_write_error);
 	tcase_add_test(tc, test_envelope_names_and_rcpt);

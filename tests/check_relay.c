@@ -82,6 +82,7 @@ struct outcome {
 	enum relay_result	 result;
 	char			 reason[4096];
 	struct relay_outcome	 ro;
+	struct relay_rcpt_result rcpts[2];
 };
 
 static int	 session_timeout = 5;
@@ -323,6 +324,7 @@ session(const struct peer_step *steps, size_t nsteps, const char *host,
 
 	setup_job(&p, &job, base, cctx, sv[0], body);
 	job.outcome = &o->ro;
+	o->ro.rcpts = o->rcpts;
 	p.host = host;
 	p.tls = mode;
 	if (session_transcript != NULL) {
@@ -1095,15 +1097,49 @@ END_TEST
 		{ EHLO_TLS, PEER_REPLY }, \
 		{ "235 2.7.0 Accepted\r\n", PEER_REPLY }
 
+/* A 5xx to one RCPT fails that recipient; the other is delivered. */
 START_TEST(test_relay_rcpt_rejected)
 {
 	static const struct peer_step steps[] = {
 		STEPS_TO_AUTH,
 		{ "250 2.1.0 OK\r\n", PEER_REPLY },
 		{ "250 2.1.5 OK\r\n", PEER_REPLY },
-		{ "550-5.1.1 The email account that you tried to reach does "
-		    "not exist.\r\n550 5.1.1  https://support.google.com/mail/"
-		    "?p=NoSuchUser x - gsmtp\r\n", PEER_REPLY },
+		{ "553-5.1.2 We weren't able to find the recipient domain.\r\n"
+		    "553 5.1.2 or other punctuation after the recipient's "
+		    "email address. x - gsmtp\r\n", PEER_REPLY },
+		{ "354  Go ahead\r\n", PEER_DATA },
+		{ "250 2.0.0 OK  1757127926 x - gsmtp\r\n", PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_OK);
+	ck_assert_int_eq(o.rcpts[0].status, RELAY_RCPT_DELIVERED);
+	ck_assert_str_eq(o.rcpts[0].reply, "250 2.0.0 OK  1757127926 x - "
+	    "gsmtp");
+	ck_assert_int_eq(o.rcpts[1].status, RELAY_RCPT_FAILED);
+	ck_assert_str_eq(o.rcpts[1].reply, "553 5.1.2 We weren't able to find "
+	    "the recipient domain. 5.1.2 or other punctuation after the "
+	    "recipient's email address. x - gsmtp");
+	ck_assert_str_eq(peer_lines(&pr) + strlen(peer_lines(&pr)) -
+	    strlen("RCPT TO:<b@example.org>\nRCPT TO:<c@example.org>\nDATA\n"
+	    "QUIT\n"), "RCPT TO:<b@example.org>\nRCPT TO:<c@example.org>\n"
+	    "DATA\nQUIT\n");
+	peer_free(&pr);
+}
+END_TEST
+
+/* Every RCPT refused: the message fails without DATA. */
+START_TEST(test_relay_rcpt_all_rejected)
+{
+	static const struct peer_step steps[] = {
+		STEPS_TO_AUTH,
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "553 5.1.3 not a valid address x - gsmtp\r\n", PEER_REPLY },
+		{ "550 5.1.1 NoSuchUser x - gsmtp\r\n", PEER_REPLY },
 		{ QUIT_OK, PEER_REPLY },
 	};
 	struct peer	 pr;
@@ -1112,9 +1148,76 @@ START_TEST(test_relay_rcpt_rejected)
 	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
 	    &pr, &o);
 	ck_assert_int_eq(o.result, RELAY_PERMFAIL);
-	ck_assert_str_eq(o.reason, "RCPT TO:<c@example.org>: 550 5.1.1 The "
-	    "email account that you tried to reach does not exist. 5.1.1  "
-	    "https://support.google.com/mail/?p=NoSuchUser x - gsmtp");
+	ck_assert_int_eq(o.ro.reaction, RELAY_REACT_RCPT_FAIL);
+	ck_assert_int_eq(o.rcpts[0].status, RELAY_RCPT_FAILED);
+	ck_assert_int_eq(o.rcpts[1].status, RELAY_RCPT_FAILED);
+	ck_assert_ptr_null(strstr(peer_lines(&pr), "DATA"));
+	ck_assert_str_eq(peer_data(&pr), "");
+	peer_free(&pr);
+}
+END_TEST
+
+/* 452 4.5.3: the rest go in a second transaction of the same session. */
+START_TEST(test_relay_rcpt_split)
+{
+	static const struct peer_step steps[] = {
+		STEPS_TO_AUTH,
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "452-4.5.3 Your message has too many recipients.\r\n"
+		    "452 4.5.3  https://support.google.com/mail/?p="
+		    "TooManyRecipientsError x - gsmtp\r\n", PEER_REPLY },
+		{ "354  Go ahead\r\n", PEER_DATA },
+		{ "250 2.0.0 OK  1 first - gsmtp\r\n", PEER_REPLY },
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "354  Go ahead\r\n", PEER_DATA },
+		{ "250 2.0.0 OK  2 second - gsmtp\r\n", PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+	const char	*lines;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_OK);
+	ck_assert_str_eq(o.rcpts[0].reply, "250 2.0.0 OK  1 first - gsmtp");
+	ck_assert_str_eq(o.rcpts[1].reply, "250 2.0.0 OK  2 second - gsmtp");
+	lines = strstr(peer_lines(&pr), "MAIL FROM:");
+	ck_assert_ptr_nonnull(lines);
+	ck_assert_str_eq(strchr(lines, '\n') + 1, "RCPT TO:<b@example.org>\n"
+	    "RCPT TO:<c@example.org>\nDATA\nMAIL FROM:<" SENDER "> SIZE=24\n"
+	    "RCPT TO:<c@example.org>\nDATA\nQUIT\n");
+	ck_assert_str_eq(peer_data(&pr), "Subject: t\n\nhello\n..\n...x\n"
+	    "Subject: t\n\nhello\n..\n...x\n");
+	peer_free(&pr);
+}
+END_TEST
+
+/* Larger than the server's SIZE: failed before MAIL, nothing sent. */
+START_TEST(test_relay_size_exceeded)
+{
+	static const struct peer_step steps[] = {
+		{ BANNER, PEER_REPLY },
+		{ EHLO_PLAIN, PEER_REPLY },
+		{ "220 2.0.0 Ready to start TLS\r\n", PEER_STARTTLS },
+		{ "250-" HOST "\r\n250-SIZE 10\r\n250 AUTH PLAIN\r\n",
+		    PEER_REPLY },
+		{ "235 2.7.0 Accepted\r\n", PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_PERMFAIL);
+	ck_assert_int_eq(o.ro.reaction, RELAY_REACT_MSG_FAIL);
+	ck_assert_str_eq(o.reason, "message of 24 bytes is larger than "
+	    HOST "'s SIZE 10");
+	ck_assert_ptr_null(strstr(peer_lines(&pr), "MAIL"));
+	ck_assert_ptr_null(strstr(peer_lines(&pr), "DATA"));
 	peer_free(&pr);
 }
 END_TEST
@@ -1460,6 +1563,9 @@ relay_suite(void)
 	tcase_add_test(tc, test_relay_tls_implicit_login);
 	tcase_add_test(tc, test_relay_tls_no_usable_mechanism);
 	tcase_add_test(tc, test_relay_rcpt_rejected);
+	tcase_add_test(tc, test_relay_rcpt_all_rejected);
+	tcase_add_test(tc, test_relay_rcpt_split);
+	tcase_add_test(tc, test_relay_size_exceeded);
 	tcase_add_test(tc, test_relay_quota_at_data_defers);
 	tcase_add_test(tc, test_relay_connection_lost_in_data);
 	tcase_add_test(tc, test_relay_connection_lost_mid_body_not_uncertain);

@@ -151,6 +151,42 @@ gm_relayqd(int port, const char *const *extra)
 	return p;
 }
 
+/* Submit one message of body to the nrcpt recipients; its ID into id. */
+static void
+gm_submit_to(const char *const *rcpts, size_t nrcpt, const char *body,
+    char *id, size_t idlen)
+{
+	struct harness_smtp	 s;
+	char			 plain[128];
+	char			*b64;
+	size_t			 i;
+	int			 len;
+
+	len = snprintf(plain, sizeof(plain), "%c%s%c%s", '\0', GM_USER, '\0',
+	    GM_GOOD);
+	gm_assert(len > 0 && (size_t)len < sizeof(plain), "AUTH too long");
+	b64 = harness_b64_encode(plain, (size_t)len);
+	gm_assert(b64 != NULL, "out of memory");
+	gm_assert(harness_smtp_open(&s, gh.socket) == 220, "banner: %s",
+	    s.reply);
+	gm_assert(harness_smtp_cmd(&s, "EHLO it.example") == 250, "EHLO: %s",
+	    s.reply);
+	gm_assert(harness_smtp_cmd(&s, "AUTH PLAIN %s", b64) == 235,
+	    "AUTH: %s", s.reply);
+	free(b64);
+	gm_assert(harness_smtp_cmd(&s, "MAIL FROM:<%s>", GM_USER) == 250,
+	    "MAIL: %s", s.reply);
+	for (i = 0; i < nrcpt; i++)
+		gm_assert(harness_smtp_cmd(&s, "RCPT TO:<%s>", rcpts[i]) == 250,
+		    "RCPT %s: %s", rcpts[i], s.reply);
+	gm_assert(harness_smtp_cmd(&s, "DATA") == 354, "DATA: %s", s.reply);
+	gm_assert(harness_smtp_data(&s, body, strlen(body)) == 250 &&
+	    harness_queue_id(s.reply, id, idlen) == 0, "end of data: %s",
+	    s.reply);
+	gm_assert(harness_smtp_cmd(&s, "QUIT") == 221, "QUIT: %s", s.reply);
+	harness_smtp_close(&s);
+}
+
 /*
  * Submit n messages by hand in one session authenticated as GM_USER with
  * password; their queue IDs into ids (n of ENVELOPE-sized slots).
@@ -482,6 +518,115 @@ START_TEST(test_gmail_uncertain_after_dot)
 }
 END_TEST
 
+/* ---- recipients ---- */
+
+/*
+ * 553 5.1.2 for one recipient: the other is delivered, and the entry,
+ * in failed/, records which recipient got which reply.
+ */
+START_TEST(test_gmail_rcpt_partial)
+{
+	const char *const	 rcpts[] = { GM_RCPT, "x@bad.example" };
+	const char		*sextra[] = { "--reject-domain", "bad.example",
+				    NULL };
+	struct harness_proc	*d;
+	char			 id[64], path[PATH_MAX], val[1024];
+	char			*env;
+
+	gm_standin(sextra);
+	d = gm_relayqd(0, NULL);
+	gm_submit_to(rcpts, nitems(rcpts), GM_BODY, id, sizeof(id));
+	gm_assert(harness_wait_file(gm_envelope(path, sizeof(path), "failed",
+	    id), NULL, gm_wait()) == 0, "%s never reached failed/", id);
+	env = harness_read_file(path, NULL);
+	gm_assert(env != NULL && strstr(env, "\nrcpt-reply: " GM_RCPT
+	    " 250 2.0.0 OK") != NULL && strstr(env, "\nrcpt-reply: "
+	    "x@bad.example 553 5.1.2 We weren't able to find the recipient "
+	    "domain.") != NULL, "envelope: %s", env ? env : "(none)");
+	free(env);
+	gm_assert(harness_keyval(path, "last-reply", val, sizeof(val)) == 0 &&
+	    strstr(val, "failed for 1 of 2 recipients") != NULL,
+	    "last-reply: %s", val);
+	gm_fmt(path, sizeof(path), "%s/msg-000001.meta", gh.mail);
+	gm_assert(harness_grep(path, "rcpt: ") == 1 &&
+	    harness_grep(path, "rcpt: " GM_RCPT) == 1, "meta recipients");
+	gm_assert(harness_grep(gm_events(path, sizeof(path)),
+	    "rcpt-refused ") == 1 && harness_grep(path, "delivered ") == 1,
+	    "rcpt events");
+	gm_assert(harness_grep(d->log, "recipient <x@bad.example> refused") ==
+	    1, "no refusal logged");
+}
+END_TEST
+
+/* Recipients of a message, the count and the rcpt-max each case uses. */
+static const struct {
+	size_t		 n;		/* recipients */
+	const char	*rcpt_max;	/* stand-in's, NULL: Gmail's 100 */
+	size_t		 first;		/* in the first transaction */
+	int		 toomany;	/* 452 4.5.3 replies */
+} split_cases[] = {
+	{ 5, "3", 3, 1 },		/* 452 4.5.3 on the 4th */
+	{ 150, NULL, 100, 0 },		/* relayqd's own cap of 100 */
+};
+
+/* Too many recipients for one transaction: two, in one session. */
+START_TEST(test_gmail_rcpt_split)
+{
+	const char	*sextra[] = { "--rcpt-max", split_cases[_i].rcpt_max,
+			    NULL };
+	const char	*dextra[] = { "--max-recipients", "200", NULL };
+	struct harness_proc	*d;
+	char		 id[64], path[PATH_MAX];
+	char		*rcpts[150];
+	size_t		 i, n = split_cases[_i].n;
+	int		 first, second;
+
+	for (i = 0; i < n; i++)
+		gm_assert(asprintf(&rcpts[i], "r%zu@example.net", i) > 0,
+		    "asprintf");
+	gm_standin(split_cases[_i].rcpt_max != NULL ? sextra : NULL);
+	d = gm_relayqd(0, dextra);
+	gm_submit_to((const char *const *)rcpts, n, GM_BODY, id, sizeof(id));
+	for (i = 0; i < n; i++)
+		free(rcpts[i]);
+	gm_wait_delivered(d, id);
+	gm_fmt(path, sizeof(path), "%s/msg-000001.meta", gh.mail);
+	first = harness_grep(path, "rcpt: ");
+	gm_fmt(path, sizeof(path), "%s/msg-000002.meta", gh.mail);
+	second = harness_grep(path, "rcpt: ");
+	gm_assert(first == (int)split_cases[_i].first &&
+	    second == (int)(n - split_cases[_i].first),
+	    "transactions of %d and %d recipients", first, second);
+	gm_assert(harness_grep(gm_events(path, sizeof(path)), "connect ") == 1 &&
+	    harness_grep(path, "delivered ") == 2 && harness_grep(path,
+	    "result=235") == 1, "not one session with two transactions");
+	gm_assert(harness_grep(path, "rcpt-toomany ") ==
+	    split_cases[_i].toomany, "%d replies 452 4.5.3, want %d",
+	    harness_grep(path, "rcpt-toomany "), split_cases[_i].toomany);
+}
+END_TEST
+
+/* Larger than the advertised SIZE: failed before MAIL, with the reason. */
+START_TEST(test_gmail_size_before_data)
+{
+	const char	*sextra[] = { "--size", "64", NULL };
+	const char *const rcpts[] = { GM_RCPT };
+	char		 id[64], path[PATH_MAX], val[1024];
+
+	gm_standin(sextra);
+	gm_relayqd(0, NULL);
+	gm_submit_to(rcpts, 1, GM_BODY "a line to pass sixty-four bytes\r\n",
+	    id, sizeof(id));
+	gm_assert(harness_wait_file(gm_envelope(path, sizeof(path), "failed",
+	    id), NULL, gm_wait()) == 0, "%s never reached failed/", id);
+	gm_assert(harness_keyval(path, "last-reply", val, sizeof(val)) == 0 &&
+	    strstr(val, "is larger than 127.0.0.1's SIZE 64") != NULL,
+	    "last-reply: %s", val);
+	gm_assert(harness_grep(gm_events(path, sizeof(path)), "mail ") == 0,
+	    "MAIL was sent");
+}
+END_TEST
+
 /* ---- session details ---- */
 
 /* PLAIN not offered: AUTH LOGIN, and the message goes through. */
@@ -625,6 +770,11 @@ gmail_suite(void)
 	tcase_add_test(tc, test_gmail_idle_timeout_resent);
 	tcase_add_test(tc, test_gmail_burst_421_deferred);
 	tcase_add_test(tc, test_gmail_uncertain_after_dot);
+	tc = gm_tcase(s, "recipients");
+	tcase_add_test(tc, test_gmail_rcpt_partial);
+	tcase_add_loop_test(tc, test_gmail_rcpt_split, 0,
+	    (int)nitems(split_cases));
+	tcase_add_test(tc, test_gmail_size_before_data);
 	tc = gm_tcase(s, "session");
 	tcase_add_test(tc, test_gmail_auth_login);
 	tcase_add_test(tc, test_gmail_implicit_tls);

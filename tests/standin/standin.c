@@ -171,6 +171,8 @@ struct standin {
 	unsigned long long	 dropdot_left;	/* --drop-after-dot */
 	const char		*mechs;		/* AUTH line after TLS */
 	const char		*reject_domain;	/* 553 5.1.2 for it */
+	unsigned long long	 size_max;	/* --size: SIZE and the limit */
+	size_t			 rcpt_max;	/* --rcpt-max: 452 after */
 	bool			 discard;	/* count message bytes, keep none */
 	unsigned long long	 tempfail_left;
 	unsigned long long	 drop_left;
@@ -753,7 +755,7 @@ standin_size_refused(struct standin_sess *s, const char *params)
 		standin_reply_syntax(s);
 		return true;
 	}
-	if (size <= STANDIN_SIZE_MAX)
+	if (size <= s->si->size_max)
 		return false;
 	standin_reply_toobig(s);
 	return true;
@@ -833,7 +835,8 @@ standin_cmd_rcpt(struct standin_sess *s, const char *arg)
 		standin_reply(s, "553-5.1.3 more at");
 		standin_replyid(s, "553 5.1.3  https://support.google.com/mail/"
 		    "answer/6596");
-	} else if (tx->nrcpt >= STANDIN_RCPT_MAX) {
+	} else if (tx->nrcpt >= s->si->rcpt_max) {
+		standin_event(s->si, "rcpt-toomany %u", s->conn);
 		standin_reply(s, "452-4.5.3 Your message has too many "
 		    "recipients. For more information regarding");
 		standin_reply(s, "452-4.5.3 Google's sending limits, go to");
@@ -901,7 +904,7 @@ standin_tx_write(struct standin_sess *s, const char *p, size_t len)
 
 	if (tx->toobig || tx->ioerr)
 		return;
-	if (tx->size + len > STANDIN_SIZE_MAX) {
+	if (tx->size + len > s->si->size_max) {
 		tx->toobig = true;
 		return;
 	}
@@ -1168,7 +1171,7 @@ standin_cmd_ehlo(struct standin_sess *s, const char *arg)
 	standin_tx_reset(s);
 	s->greeted = true;
 	standin_reply(s, "250-%s at your service, [%s]", STANDIN_HOST, s->peer);
-	standin_reply(s, "250-SIZE %llu", STANDIN_SIZE_MAX);
+	standin_reply(s, "250-SIZE %llu", s->si->size_max);
 	standin_reply(s, "250-8BITMIME");
 	if (offer_tls)
 		standin_reply(s, "250-STARTTLS");
@@ -1592,7 +1595,8 @@ standin_usage(void)
 	    "               [--auth-fail-count N] [--quota-count N]\n"
 	    "               [--idle-at-mail N] [--burst-at-data N]\n"
 	    "               [--drop-after-dot N] [--auth-mechs LIST]\n"
-	    "               [--reject-domain DOMAIN] [-v]\n");
+	    "               [--reject-domain DOMAIN] [--size N] [--rcpt-max N]"
+	    " [-v]\n");
 	exit(64);
 }
 
@@ -1685,7 +1689,7 @@ standin_getopt(int argc, char **argv, struct standin *si,
 	    O_NOSTARTTLS, O_IMPLICIT, O_TEMPFAIL, O_REJECT, O_DROP, O_QUOTA,
 	    O_IDLE, O_TLSMAX, O_STLSREPLY, O_INJECT, O_DISCARD, O_PROFILE,
 	    O_AUTHFAIL, O_AUTHFAILN, O_QUOTAN, O_IDLEMAIL, O_BURST, O_DROPDOT,
-	    O_MECHS, O_REJDOMAIN };
+	    O_MECHS, O_REJDOMAIN, O_SIZE, O_RCPTMAX };
 	static const struct option	 opts[] = {
 		{ "port",		required_argument, NULL, O_PORT },
 		{ "port-file",		required_argument, NULL, O_PORTFILE },
@@ -1713,6 +1717,8 @@ standin_getopt(int argc, char **argv, struct standin *si,
 		{ "drop-after-dot",	required_argument, NULL, O_DROPDOT },
 		{ "auth-mechs",		required_argument, NULL, O_MECHS },
 		{ "reject-domain",	required_argument, NULL, O_REJDOMAIN },
+		{ "size",		required_argument, NULL, O_SIZE },
+		{ "rcpt-max",		required_argument, NULL, O_RCPTMAX },
 		{ "verbose",		no_argument,	   NULL, 'v' },
 		{ NULL,			0,		   NULL, 0 }
 	};
@@ -1816,6 +1822,14 @@ standin_getopt(int argc, char **argv, struct standin *si,
 		case O_REJDOMAIN:
 			si->reject_domain = optarg;
 			break;
+		case O_SIZE:
+			si->size_max = standin_number("size", optarg, 1,
+			    STANDIN_SIZE_MAX);
+			break;
+		case O_RCPTMAX:
+			si->rcpt_max = (size_t)standin_number("rcpt-max", optarg,
+			    1, STANDIN_RCPT_MAX);
+			break;
 		case 'v':
 			a->verbose++;
 			break;
@@ -1871,6 +1885,8 @@ main(int argc, char **argv)
 	memset(&a, 0, sizeof(a));
 	si->idle = STANDIN_IDLE_DEFAULT;
 	si->mechs = STANDIN_MECHS;
+	si->size_max = STANDIN_SIZE_MAX;
+	si->rcpt_max = STANDIN_RCPT_MAX;
 	si->auth_fail_left = ULLONG_MAX;
 	TAILQ_INIT(&si->sessions);
 	standin_getopt(argc, argv, si, &a);
