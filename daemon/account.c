@@ -4,6 +4,7 @@
  * of accounts.
  */
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,7 @@ account_table_free(struct account_table *t)
 		return;
 	while ((a = t->head) != NULL) {
 		t->head = a->next;
+		free(a->sends);
 		secure_zero(a, sizeof(*a));
 		free(a);
 	}
@@ -112,6 +114,59 @@ account_wait_until(const struct account *a, time_t now)
 	if (a->backoff_until > now && a->backoff_until > until)
 		until = a->backoff_until;
 	return until;
+}
+
+/* Drop the send times older than 24 hours. */
+static void
+account_prune(struct account *a, time_t now)
+{
+	size_t	 old = 0;
+
+	while (old < a->nsends && a->sends[old] <= now - 86400)
+		old++;
+	if (old == 0)
+		return;
+	memmove(a->sends, a->sends + old, (a->nsends - old) *
+	    sizeof(*a->sends));
+	a->nsends -= old;
+}
+
+/* Count a session start at now. */
+void
+account_note_send(struct account *a, time_t now)
+{
+	account_prune(a, now);
+	if (a->nsends == a->sends_cap) {
+		a->sends_cap = a->sends_cap ? 2 * a->sends_cap : 64;
+		a->sends = xreallocarray(a->sends, a->sends_cap,
+		    sizeof(*a->sends));
+	}
+	a->sends[a->nsends++] = now;
+}
+
+/* When the next session fits both limits; 0: now. */
+time_t
+account_pace_until(struct account *a, time_t now, unsigned daily_cap,
+    unsigned per_minute, char *why, size_t whylen)
+{
+	size_t	 n;
+
+	account_prune(a, now);
+	if (daily_cap > 0 && a->nsends >= daily_cap) {
+		/* The oldest of the last daily_cap leaves the window then. */
+		snprintf(why, whylen, "account at its daily cap of %u "
+		    "messages (daily-cap); waits for the 24-hour window",
+		    daily_cap);
+		return a->sends[a->nsends - daily_cap] + 86400;
+	}
+	if (per_minute > 0 && a->nsends >= per_minute &&
+	    a->sends[a->nsends - per_minute] > now - 60) {
+		snprintf(why, whylen, "account at its rate of %u messages a "
+		    "minute (rate-per-minute)", per_minute);
+		n = a->nsends - per_minute;
+		return a->sends[n] + 60;
+	}
+	return 0;
 }
 
 /* Forget what Gmail said: refusals, pauses and backoffs. */

@@ -35,6 +35,10 @@ struct account {
 	unsigned	 backoffs;	/* in a row */
 	time_t		 backoff_until;
 	char		 why[ENVELOPE_REPLY_MAX];	/* of the wait */
+	/* When sessions started in the last 24 hours, oldest first. */
+	time_t		*sends;
+	size_t		 nsends;
+	size_t		 sends_cap;
 	struct account	*next;
 };
 
@@ -54,6 +58,17 @@ bool		 account_match(const struct account_table *,
  * quota pause and a login backoff.
  */
 time_t		 account_wait_until(const struct account *, time_t now);
+/* A relay session for the account starts now: count it for pacing. */
+void		 account_note_send(struct account *, time_t now);
+/*
+ * Pacing: when the account may start another session without exceeding
+ * daily_cap sessions in 24 hours or per_minute in 60 seconds (0: no such
+ * limit); 0 when it may now.  Otherwise why says which limit, for the
+ * queue listing.
+ */
+time_t		 account_pace_until(struct account *, time_t now,
+		    unsigned daily_cap, unsigned per_minute, char *why,
+		    size_t whylen);
 /* Forget refusals and waits (a reload may mean new passwords upstream). */
 void		 account_table_reset(struct account_table *);
 

@@ -59,6 +59,8 @@ static const struct config_key config_keys[] = {
 	{ "quota-max-pause",	CONFIG_DURATION, OFF(quota_max_pause), 1, 30 * 86400 },
 	{ "auth-backoff",	CONFIG_DURATION, OFF(auth_backoff),  1, 86400 },
 	{ "account-sessions",	CONFIG_COUNT,	 OFF(account_sessions), 1, 100 },
+	{ "daily-cap",		CONFIG_COUNT,	 OFF(daily_cap),     0, 100000 },
+	{ "rate-per-minute",	CONFIG_COUNT,	 OFF(per_minute),    0, 10000 },
 	{ "account",		CONFIG_NAME,	 OFF(account),	     0, 0 },
 	{ "password-file",	CONFIG_FILE,	 OFF(password_file), 0, 0 },
 };
@@ -97,6 +99,8 @@ config_defaults(struct relayqd_config *cfg)
 	cfg->quota_max_pause = 86400;
 	cfg->auth_backoff = 300;
 	cfg->account_sessions = 2;
+	cfg->daily_cap = 500;		/* Gmail's personal limit */
+	cfg->per_minute = 0;		/* no limit */
 }
 
 /* Look a key up by name. */

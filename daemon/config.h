@@ -45,6 +45,8 @@ struct relayqd_config {
 	unsigned		 quota_max_pause; /* not counted in max-age */
 	unsigned		 auth_backoff;	/* after 454 4.7.0, doubling */
 	unsigned		 account_sessions; /* at once per account */
+	unsigned		 daily_cap;	/* sessions per account a day */
+	unsigned		 per_minute;	/* and a minute */
 	char			 account[CONFIG_HOST_MAX];	/* "" = none */
 	char			 password_file[CONFIG_PATH_MAX]; /* may be relative */
 };

@@ -294,6 +294,8 @@ relayqd_sched_params(struct relayqd *d, struct scheduler_params *sp)
 	sp->quota_max_pause = d->cfg.quota_max_pause;
 	sp->auth_backoff = d->cfg.auth_backoff;
 	sp->account_sessions = d->cfg.account_sessions;
+	sp->daily_cap = d->cfg.daily_cap;
+	sp->per_minute = d->cfg.per_minute;
 	sp->account = &d->account;
 }
 

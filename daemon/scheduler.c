@@ -595,6 +595,11 @@ sched_account_gate(struct sched_entry *e, struct account *acct, time_t now)
 		sched_hold(e, acct, until);
 		return true;
 	}
+	if ((until = account_pace_until(acct, now, s->params.daily_cap,
+	    s->params.per_minute, acct->why, sizeof(acct->why))) != 0) {
+		sched_hold(e, acct, until);
+		return true;
+	}
 	limit = acct->proven ? s->params.account_sessions : 1;
 	if (acct->running >= limit) {
 		log_debug("%s waits for its account (%u sessions)", e->id,
@@ -814,6 +819,7 @@ sched_start(struct sched_entry *e)
 	e->postponed = 0;
 	e->acct = acct;
 	acct->running++;
+	account_note_send(acct, now);
 	s->running++;
 }
 

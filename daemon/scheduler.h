@@ -35,6 +35,13 @@ struct scheduler_params {
 	unsigned		 quota_max_pause;
 	unsigned		 auth_backoff;
 	unsigned		 account_sessions;
+	/*
+	 * Pacing per account (0: no limit): at most daily_cap sessions in
+	 * any 24 hours and per_minute in any 60 seconds; an entry over a
+	 * limit waits, the reason in its envelope's last-reply.
+	 */
+	unsigned		 daily_cap;
+	unsigned		 per_minute;
 	const struct account_conf *account;	/* for no-AUTH entries; may be NULL */
 };
 

@@ -266,6 +266,29 @@ gm_wait_delivered(struct harness_proc *d, const char *id)
 	gm_wait_log(d, id, "delivered");
 }
 
+/* relayq --list on the test's queue; its output (free it). */
+static char *
+gm_list(void)
+{
+	struct harness_proc	*c;
+	char			 bin[PATH_MAX];
+	char			*argv[5], *out;
+
+	gm_fmt(bin, sizeof(bin), "%s/relayq", gh.build);
+	argv[0] = bin;
+	argv[1] = (char *)(uintptr_t)"--list";
+	argv[2] = (char *)(uintptr_t)"--queue-dir";
+	argv[3] = gh.queue;
+	argv[4] = NULL;
+	c = harness_spawn(&gh, "relayq", argv);
+	gm_assert(c != NULL && harness_wait_exit(c, gm_wait()) != -1 &&
+	    WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0,
+	    "relayq --list failed");
+	out = harness_read_file(c->log, NULL);
+	gm_assert(out != NULL, "no output from relayq --list");
+	return out;
+}
+
 /* ---- credentials ---- */
 
 /*
@@ -411,6 +434,60 @@ START_TEST(test_gmail_auth_throttle_backs_off)
 	gm_assert(harness_grep(gm_events(path, sizeof(path)),
 	    "result=454") == 1 && harness_grep(path, "result=235") == 1,
 	    "AUTH events");
+}
+END_TEST
+
+/* ---- pacing ---- */
+
+/* Each pacing limit: the flag, its value, and the reason it gives. */
+static const struct {
+	const char	*flag;
+	const char	*why;
+} pace_cases[] = {
+	{ "--daily-cap", "account at its daily cap of 2 messages" },
+	{ "--rate-per-minute", "account at its rate of 2 messages a minute" },
+};
+
+/*
+ * Three messages with a limit of two: two are delivered, the third
+ * waits in the queue with the reason shown by relayq --list, without an
+ * attempt counted.
+ */
+START_TEST(test_gmail_pacing)
+{
+	const char	*dextra[] = { pace_cases[_i].flag, "2", NULL };
+	struct harness_proc	*d;
+	char		 ids[3][64], path[PATH_MAX], line[256];
+	char		*out;
+	const char	*held = NULL;
+	size_t		 i;
+
+	gm_standin(NULL);
+	d = gm_relayqd(0, dextra);
+	gm_submit(GM_GOOD, nitems(ids), ids);
+	gm_assert(harness_wait_grep(d->log, pace_cases[_i].why, 1,
+	    gm_wait()) == 0, "nobody held for \"%s\"", pace_cases[_i].why);
+	gm_assert(harness_wait_count(gh.mail, "msg-", 4, gm_wait()) == 0,
+	    "two messages were not delivered");
+	for (i = 0; i < nitems(ids); i++) {
+		gm_fmt(path, sizeof(path), "%s/queue/%s", gh.queue, ids[i]);
+		if (access(path, F_OK) == 0) {
+			gm_assert(held == NULL, "more than one held");
+			held = ids[i];
+		}
+	}
+	gm_assert(held != NULL, "none held");
+	gm_fmt(line, sizeof(line), "%s held", held);
+	gm_assert(harness_grep_lines(d->log, line, pace_cases[_i].why) == 1 &&
+	    harness_grep_lines(d->log, line, "attempts=0 (not counted)") == 1,
+	    "no \"%s ... %s\" line", line, pace_cases[_i].why);
+	out = gm_list();
+	gm_fmt(line, sizeof(line), "    last reply: %s", pace_cases[_i].why);
+	gm_assert(strstr(out, held) != NULL && strstr(out, line) != NULL &&
+	    strstr(out, "attempts 0  next: in ") != NULL, "--list: %s", out);
+	free(out);
+	gm_assert(harness_grep(gm_events(path, sizeof(path)), "connect ") == 2,
+	    "the held message connected");
 }
 END_TEST
 
@@ -766,6 +843,8 @@ gmail_suite(void)
 	tc = gm_tcase(s, "account");
 	tcase_add_test(tc, test_gmail_quota_pauses_account);
 	tcase_add_test(tc, test_gmail_auth_throttle_backs_off);
+	tc = gm_tcase(s, "pacing");
+	tcase_add_loop_test(tc, test_gmail_pacing, 0, (int)nitems(pace_cases));
 	tc = gm_tcase(s, "reconnect");
 	tcase_add_test(tc, test_gmail_idle_timeout_resent);
 	tcase_add_test(tc, test_gmail_burst_421_deferred);
