@@ -773,15 +773,34 @@ relay_addr_ok(const char *addr)
 	    strpbrk(addr, "<>") == NULL;
 }
 
+/* True when the message (read with pread) has an octet above 127. */
+static bool
+relay_msg_8bit(int fd)
+{
+	unsigned char	 buf[8192];
+	off_t		 off = 0;
+	ssize_t		 n, i;
+
+	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+		for (i = 0; i < n; i++)
+			if (buf[i] & 0x80)
+				return true;
+		off += n;
+	}
+	return false;
+}
+
 /*
- * MAIL FROM, with SIZE when the server announced it.  A message larger
- * than the server's SIZE fails here, before DATA: sending it would only
- * earn a 552 after the whole body.
+ * MAIL FROM, with SIZE when the server announced it, and BODY=8BITMIME
+ * for an 8-bit message when it offered 8BITMIME (RFC 6152).  A message
+ * larger than the server's SIZE fails here, before DATA: sending it would
+ * only earn a 552 after the whole body.
  */
 static void
 relay_mail(struct relay *r)
 {
-	char	 size[32] = "", reason[RELAY_REASON_MAX];
+	char		 size[32] = "", reason[RELAY_REASON_MAX];
+	const char	*body = "";
 
 	r->accepted = false;
 	if (!relay_addr_ok(r->sender)) {
@@ -801,7 +820,9 @@ relay_mail(struct relay *r)
 	if (r->ehlo.ext & SMTP_EXT_SIZE)
 		snprintf(size, sizeof(size), " SIZE=%lld",
 		    (long long)r->msgsize);
-	relay_send(r, "MAIL FROM:<%s>%s", r->sender, size);
+	if ((r->ehlo.ext & SMTP_EXT_8BITMIME) && relay_msg_8bit(r->msgfd))
+		body = " BODY=8BITMIME";
+	relay_send(r, "MAIL FROM:<%s>%s%s", r->sender, size, body);
 }
 
 /* RCPT TO for the current recipient; a bad address fails it alone. */

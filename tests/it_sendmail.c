@@ -251,13 +251,17 @@ START_TEST(test_sendmail_t)
 }
 END_TEST
 
-/* -f and -F: the envelope sender and From's display name. */
+/*
+ * -f and -F: the envelope sender and From's display name; a 7-bit
+ * message is relayed without BODY=.
+ */
 START_TEST(test_sendmail_f)
 {
-	char	 meta[PATH_MAX], *out, *msg;
-	int	 rc;
+	struct harness_proc	*d;
+	char			 meta[PATH_MAX], *out, *msg;
+	int			 rc;
 
-	sm_start(NULL);
+	d = sm_start(NULL);
 	rc = sm_run("sendmail", "Subject: f\n\nhi\n", &out, "-f",
 	    "cron@host.example", "-F", "Cron Daemon", "bob@example.net",
 	    (const char *)NULL);
@@ -270,6 +274,10 @@ START_TEST(test_sendmail_f)
 	sm_assert(strstr(msg, "\r\nFrom: \"Cron Daemon\" <cron@host.example>"
 	    "\r\n") != NULL, "From: %s", msg);
 	free(msg);
+	/* A 7-bit message goes without BODY=. */
+	sm_assert(harness_grep_lines(d->log, "relay C: MAIL FROM:<cron@"
+	    "host.example> SIZE=", NULL) == 1 &&
+	    harness_grep(d->log, "BODY=") == 0, "relay MAIL line wrong");
 }
 END_TEST
 
@@ -317,14 +325,16 @@ END_TEST
 
 /*
  * 8-bit text arrives byte for byte, declared BODY=8BITMIME to relayqd
- * (which offers it); -v shows the dialogue on stderr.  Bare LF became
+ * and by relayqd to the stand-in (both offer it); -v shows the dialogue
+ * on stderr.  Bare LF became
  * CRLF, and a 1500-octet line was split as relayq(1) says.
  */
 START_TEST(test_sendmail_8bit)
 {
-	char	 in[2200], meta[PATH_MAX], *out, *msg, *body;
-	int	 rc;
-	size_t	 n;
+	struct harness_proc	*d;
+	char			 in[2200], meta[PATH_MAX], *out, *msg, *body;
+	int			 rc;
+	size_t			 n;
 
 	sm_fmt(in, sizeof(in), "Subject: 8bit\n\ncaf\xc3\xa9 "
 	    "\xc3\xbc\xe2\x82\xac\n");
@@ -333,7 +343,7 @@ START_TEST(test_sendmail_8bit)
 	n += 1500;
 	in[n++] = '\n';
 	in[n] = '\0';
-	sm_start(NULL);
+	d = sm_start(NULL);
 	rc = sm_run("sendmail", in, &out, "-v", "-oem", "-oee",
 	    "bob@example.net", (const char *)NULL);
 	sm_assert(rc == 0, "exited %d: %s", rc, out);
@@ -351,6 +361,9 @@ START_TEST(test_sendmail_8bit)
 	    == 0 && strspn(body + 1000, "x") == 502 &&
 	    strcmp(body + 1502, "\r\n") == 0, "long line: %s", body);
 	free(msg);
+	/* The relay passed BODY=8BITMIME on to the stand-in (it offers it). */
+	sm_assert(harness_grep_lines(d->log, "relay C: MAIL FROM:<" SM_ACCOUNT
+	    "> SIZE=", " BODY=8BITMIME") == 1, "relay MAIL without BODY=");
 }
 END_TEST
 
