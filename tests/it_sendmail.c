@@ -529,6 +529,70 @@ START_TEST(test_sendmail_password_file_mode)
 }
 END_TEST
 
+/*
+ * Under systemd: a relative password-file is read from
+ * $CREDENTIALS_DIRECTORY (LoadCredential=).  A reload with a password
+ * file that others may read is refused and the running account kept.
+ */
+START_TEST(test_sendmail_credentials_directory)
+{
+	struct harness_spawn_opts	 o;
+	struct harness_proc		*d;
+	char				 bin[PATH_MAX], relay[64], ca[PATH_MAX];
+	char				 creddir[PATH_MAX], cred[PATH_MAX];
+	char				 env[PATH_MAX + 32], conf[PATH_MAX];
+	char				 meta[PATH_MAX], *out, *msg;
+	const char			*envv[] = { env, NULL };
+	char				*argv[] = { bin, (char *)(uintptr_t)"-f",
+					    (char *)(uintptr_t)"-v",
+					    (char *)(uintptr_t)"-c", conf,
+					    (char *)(uintptr_t)"--socket",
+					    sh.socket,
+					    (char *)(uintptr_t)"--queue-dir",
+					    sh.queue,
+					    (char *)(uintptr_t)"--relay", relay,
+					    (char *)(uintptr_t)"--ca-file", ca,
+					    NULL };
+	int				 rc;
+
+	sm_assert(harness_standin(&sh, NULL, NULL) != NULL, "stand-in");
+	sm_fmt(creddir, sizeof(creddir), "%s/credentials", sh.dir);
+	sm_assert(mkdir(creddir, 0700) == 0, "mkdir: %s", strerror(errno));
+	sm_fmt(cred, sizeof(cred), "%s/gmail-password", creddir);
+	sm_write(cred, SM_PASS "\n", 0400);
+	sm_fmt(conf, sizeof(conf), "%s/relayqd-cred.conf", sh.dir);
+	sm_write(conf, "account = " SM_ACCOUNT "\npassword-file = "
+	    "gmail-password\n", 0644);
+	sm_fmt(env, sizeof(env), "CREDENTIALS_DIRECTORY=%s", creddir);
+	sm_fmt(bin, sizeof(bin), "%s/relayqd", sh.build);
+	sm_fmt(relay, sizeof(relay), "127.0.0.1:%d", sh.port);
+	sm_fmt(ca, sizeof(ca), "%s/ca.pem", sh.certs);
+	memset(&o, 0, sizeof(o));
+	o.listen_fd = -1;
+	o.env = envv;
+	d = harness_spawn_with(&sh, "relayqd", argv, &o);
+	sm_assert(d != NULL && harness_wait_socket(sh.socket, d,
+	    harness_scale(HARNESS_WAIT)) == 0, "relayqd did not start");
+	rc = sm_run("sendmail", "Subject: cred\n\nhi\n", &out,
+	    "bob@example.net", (const char *)NULL);
+	sm_assert(rc == 0, "exited %d: %s", rc, out);
+	free(out);
+	msg = sm_delivered(1, meta, sizeof(meta));
+	sm_assert(harness_grep(meta, "user: " SM_ACCOUNT) == 1, "meta wrong");
+	free(msg);
+
+	sm_assert(chmod(cred, 0644) == 0, "chmod");
+	sm_assert(kill(d->pid, SIGHUP) == 0, "SIGHUP");
+	sm_assert(harness_wait_grep(d->log, "reload failed, keeping the "
+	    "running configuration: password-file ", 1,
+	    harness_scale(HARNESS_WAIT)) == 0, "bad file not refused");
+	sm_assert(harness_grep(d->log, "mode 0644 lets others read") == 1,
+	    "no reason given");
+	sm_assert(!harness_exited(d), "relayqd stopped");
+	sm_assert(harness_grep(d->log, SM_PASS) == 0, "password in the log");
+}
+END_TEST
+
 /* Without an account, mail without AUTH is 530 and sendmail says why. */
 START_TEST(test_sendmail_no_account)
 {
@@ -599,6 +663,7 @@ sendmail_suite(void)
 	tcase_add_test(tc, test_sendmail_mailq_and_reload);
 	tcase_add_test(tc, test_sendmail_daemon_down);
 	tcase_add_test(tc, test_sendmail_password_file_mode);
+	tcase_add_test(tc, test_sendmail_credentials_directory);
 	tcase_add_test(tc, test_sendmail_no_account);
 	tcase_add_test(tc, test_sendmail_message_file);
 	suite_add_tcase(s, tc);
