@@ -61,6 +61,7 @@ static const struct config_key config_keys[] = {
 	{ "account-sessions",	CONFIG_COUNT,	 OFF(account_sessions), 1, 100 },
 	{ "daily-cap",		CONFIG_COUNT,	 OFF(daily_cap),     0, 100000 },
 	{ "rate-per-minute",	CONFIG_COUNT,	 OFF(per_minute),    0, 10000 },
+	{ "conn-messages",	CONFIG_COUNT,	 OFF(conn_messages), 1, 10000 },
 	{ "account",		CONFIG_NAME,	 OFF(account),	     0, 0 },
 	{ "password-file",	CONFIG_FILE,	 OFF(password_file), 0, 0 },
 };
@@ -101,6 +102,7 @@ config_defaults(struct relayqd_config *cfg)
 	cfg->account_sessions = 2;
 	cfg->daily_cap = 500;		/* Gmail's personal limit */
 	cfg->per_minute = 0;		/* no limit */
+	cfg->conn_messages = 100;
 }
 
 /* Look a key up by name. */

@@ -47,6 +47,7 @@ struct relayqd_config {
 	unsigned		 account_sessions; /* at once per account */
 	unsigned		 daily_cap;	/* sessions per account a day */
 	unsigned		 per_minute;	/* and a minute */
+	unsigned		 conn_messages;	/* per relay connection */
 	char			 account[CONFIG_HOST_MAX];	/* "" = none */
 	char			 password_file[CONFIG_PATH_MAX]; /* may be relative */
 };

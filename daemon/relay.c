@@ -144,7 +144,8 @@ struct relay {
 				    const char *);
 	void			*transcript_arg;
 
-	const char		*id;
+	const char		*id;		/* idbuf */
+	char			 idbuf[64];	/* outlives the job's entry */
 	const char		*sender;
 	char *const		*rcpt;
 	size_t			 nrcpt;
@@ -159,6 +160,12 @@ struct relay {
 
 	relay_done_cb		 done;
 	void			*arg;
+	bool			 job_open;	/* done not yet called for it */
+	struct relay_job	*(*next)(void *);
+	void			(*closed)(void *);
+	void			*conn_arg;
+	unsigned		 max_msgs;
+	unsigned		 nmsgs;		/* jobs taken on this connection */
 	struct relay_outcome	*outcome;	/* the job's, or NULL */
 	enum relay_reaction	 reaction;	/* of the deciding reply */
 	bool			 authed;
@@ -217,13 +224,13 @@ relay_free(struct relay *r)
 	free(r);
 }
 
-/* The one teardown: report the result once, then free the session. */
+/* Report the current job's result once: its outcome, then done. */
 static void
-relay_finish(struct relay *r, enum relay_result result, const char *reason)
+relay_report(struct relay *r, enum relay_result result, const char *reason)
 {
-	if (r->finishing)
+	if (!r->job_open)
 		return;
-	r->finishing = true;
+	r->job_open = false;
 	log_debug("%s relay finished in %s result=%d reaction=%s "
 	    "reason=\"%s\"", r->id, relay_states[r->state].name, (int)result,
 	    relay_policy_name(r->reaction), reason);
@@ -236,8 +243,104 @@ relay_finish(struct relay *r, enum relay_result result, const char *reason)
 		r->outcome->auth_sent = r->auth_sent;
 		r->outcome->uncertain = r->uncertain;
 	}
+	if (r->msgfd != -1) {
+		close(r->msgfd);
+		r->msgfd = -1;
+	}
 	r->done(r->arg, result, reason);
+}
+
+/*
+ * The one teardown: report the open job's result, say the connection is
+ * gone, then free the session.
+ */
+static void
+relay_finish(struct relay *r, enum relay_result result, const char *reason)
+{
+	if (r->finishing)
+		return;
+	r->finishing = true;
+	relay_report(r, result, reason);
+	if (r->closed != NULL)
+		r->closed(r->conn_arg);
 	relay_free(r);
+}
+
+/*
+ * Take a job: copy what must outlive the caller, wipe its credential.
+ * False (nothing taken but the message file closed) when it does not
+ * carry the connection's credentials.
+ */
+static bool
+relay_take(struct relay *r, struct relay_job *job)
+{
+	struct stat	 st;
+	bool		 same;
+
+	same = strcmp(job->cred.user, r->cred.user) == 0 &&
+	    strcmp(job->cred.pass, r->cred.pass) == 0;
+	secure_zero(&job->cred, sizeof(job->cred));
+	if (!same) {
+		if (job->msgfd != -1)
+			close(job->msgfd);
+		job->msgfd = -1;
+		return false;
+	}
+	r->msgfd = job->msgfd;
+	job->msgfd = -1;
+	str_copy(r->idbuf, job->id, sizeof(r->idbuf));
+	r->sender = job->sender;
+	r->rcpt = job->rcpt;
+	r->nrcpt = job->nrcpt;
+	free(r->rr);
+	free(r->intx);
+	r->rr = xcalloc(r->nrcpt + 1, sizeof(*r->rr));
+	r->intx = xcalloc(r->nrcpt + 1, sizeof(*r->intx));
+	r->outcome = job->outcome;
+	if (job->done_arg != NULL)
+		r->arg = job->done_arg;
+	r->reaction = RELAY_REACT_RETRY;
+	r->accepted = false;
+	r->uncertain = false;
+	r->auth_sent = false;
+	r->msgsize = 0;
+	if (r->msgfd != -1 && fstat(r->msgfd, &st) == 0)
+		r->msgsize = st.st_size;
+	r->job_open = true;
+	r->nmsgs++;
+	return true;
+}
+
+/*
+ * A message ended with the connection still good: report it, and carry
+ * the next job of the same credentials over the same connection (RSET
+ * first when rset), or QUIT.
+ */
+static void
+relay_end_message(struct relay *r, enum relay_result result,
+    const char *reason, bool rset)
+{
+	struct relay_job	*job;
+	unsigned		 max = r->max_msgs > 0 ? r->max_msgs : 1;
+
+	if (r->next == NULL || r->nmsgs >= max || r->check_only) {
+		relay_quit(r, result, reason);
+		return;
+	}
+	relay_report(r, result, reason);
+	if ((job = r->next(r->conn_arg)) == NULL) {
+		relay_quit(r, result, reason);
+		return;
+	}
+	if (!relay_take(r, job)) {
+		log_warnx("%s relay: a job with other credentials refused",
+		    job->id);
+		relay_quit(r, result, reason);
+		return;
+	}
+	log_info("%s attempt relay=%s:%s (connection reused, message %u)",
+	    r->id, r->host, r->port, r->nmsgs);
+	relay_enter(r, rset ? RELAY_RSET : RELAY_MAIL);
 }
 
 /*
@@ -470,7 +573,18 @@ relay_reply_fail(struct relay *r)
 		snprintf(reason, sizeof(reason), "%s: unexpected reply: %s",
 		    r->cmd, one);
 	}
-	/* 421 and 451 4.4.2: the server closes; QUIT would be answered by EOF. */
+	/*
+	 * A refusal of this message alone leaves the connection good for
+	 * the next one; 421, 451 4.4.2 and account-level replies end it.
+	 */
+	if ((class == 4 || class == 5) && r->state >= RELAY_MAIL &&
+	    r->state <= RELAY_EOM && r->state != RELAY_BODY &&
+	    (r->reaction == RELAY_REACT_MSG_FAIL ||
+	    r->reaction == RELAY_REACT_RCPT_FAIL ||
+	    r->reaction == RELAY_REACT_RETRY)) {
+		relay_end_message(r, result, reason, true);
+		return;
+	}
 	relay_quit(r, result, reason);
 }
 
@@ -805,7 +919,8 @@ relay_mail(struct relay *r)
 	r->accepted = false;
 	if (!relay_addr_ok(r->sender)) {
 		r->reaction = RELAY_REACT_MSG_FAIL;
-		relay_quit(r, RELAY_PERMFAIL, "invalid sender address");
+		relay_end_message(r, RELAY_PERMFAIL, "invalid sender address",
+		    false);
 		return;
 	}
 	if ((r->ehlo.ext & SMTP_EXT_SIZE) && r->ehlo.size > 0 &&
@@ -814,7 +929,7 @@ relay_mail(struct relay *r)
 		    "larger than %s's SIZE %llu", (long long)r->msgsize,
 		    r->host, r->ehlo.size);
 		r->reaction = RELAY_REACT_MSG_FAIL;
-		relay_quit(r, RELAY_PERMFAIL, reason);
+		relay_end_message(r, RELAY_PERMFAIL, reason, false);
 		return;
 	}
 	if (r->ehlo.ext & SMTP_EXT_SIZE)
@@ -875,13 +990,13 @@ relay_rcpts_done(struct relay *r)
 	for (i = 0; i < r->nrcpt; i++)
 		if (r->rr[i].status == RELAY_RCPT_DELIVERED) {
 			r->reaction = RELAY_REACT_DELIVERED;
-			relay_quit(r, RELAY_OK, r->rr[i].reply);
+			relay_end_message(r, RELAY_OK, r->rr[i].reply, true);
 			return;
 		}
 	snprintf(reason, sizeof(reason), "every recipient refused; last: "
 	    "%s", r->rr[r->nrcpt - 1].reply);
 	r->reaction = RELAY_REACT_RCPT_FAIL;
-	relay_quit(r, RELAY_PERMFAIL, reason);
+	relay_end_message(r, RELAY_PERMFAIL, reason, true);
 }
 
 /* RCPT for the next pending recipient, or on to DATA. */
@@ -1097,7 +1212,7 @@ relay_eom_response(struct relay *r)
 			relay_enter(r, RELAY_MAIL);
 			return;
 		}
-	relay_quit(r, RELAY_OK, one);
+	relay_end_message(r, RELAY_OK, one, false);
 }
 
 /* Authenticated: go on to MAIL, or end there when only checking. */
@@ -1424,7 +1539,8 @@ relay_new(const struct relay_params *p, struct relay_job *job,
 	r->check_only = p->check_only;
 	r->transcript = p->transcript;
 	r->transcript_arg = p->transcript_arg;
-	r->id = job->id;
+	str_copy(r->idbuf, job->id, sizeof(r->idbuf));
+	r->id = r->idbuf;
 	r->sender = job->sender;
 	r->rcpt = job->rcpt;
 	r->nrcpt = job->nrcpt;
@@ -1432,6 +1548,12 @@ relay_new(const struct relay_params *p, struct relay_job *job,
 	r->intx = xcalloc(r->nrcpt + 1, sizeof(*r->intx));
 	r->done = done;
 	r->arg = arg;
+	r->job_open = true;
+	r->nmsgs = 1;
+	r->next = p->next;
+	r->closed = p->closed;
+	r->conn_arg = p->conn_arg;
+	r->max_msgs = p->max_msgs;
 	r->outcome = job->outcome;
 	r->reaction = RELAY_REACT_RETRY;
 	if (r->msgfd != -1 && fstat(r->msgfd, &st) == 0)

@@ -105,6 +105,21 @@ struct relay_params {
 	void			(*transcript)(void *arg, const char *dir,
 				    const char *line);
 	void			*transcript_arg;
+	/*
+	 * Connection reuse (NULL next: one message per connection).  After
+	 * a message ends on a connection that can carry another (delivered,
+	 * or refused by a 5xx or 4xx to MAIL, RCPT or the data, never after
+	 * 421, 451 4.4.2 or a lost connection) and fewer than max_msgs went
+	 * over it, its done runs, then next(conn_arg) may hand over another
+	 * job carrying the very same credentials: it goes on the same
+	 * authenticated connection (RSET first when a transaction is open),
+	 * without a second AUTH.  NULL: QUIT.  closed(conn_arg), unless NULL,
+	 * runs once when the connection is gone, after the last done.
+	 */
+	struct relay_job	*(*next)(void *conn_arg);
+	void			(*closed)(void *conn_arg);
+	void			*conn_arg;
+	unsigned		 max_msgs;	/* 0: 1 */
 };
 
 struct relay_job {
@@ -115,6 +130,7 @@ struct relay_job {
 	int			 msgfd;	/* message.eml; relay closes it */
 	struct sasl_cred	 cred;	/* copied; wiped by the relay */
 	struct relay_outcome	*outcome; /* unless NULL, filled before done */
+	void			*done_arg; /* a job from next: done's arg */
 };
 
 /*

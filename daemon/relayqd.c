@@ -296,6 +296,7 @@ relayqd_sched_params(struct relayqd *d, struct scheduler_params *sp)
 	sp->account_sessions = d->cfg.account_sessions;
 	sp->daily_cap = d->cfg.daily_cap;
 	sp->per_minute = d->cfg.per_minute;
+	sp->conn_messages = d->cfg.conn_messages;
 	sp->account = &d->account;
 }
 

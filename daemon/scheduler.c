@@ -62,7 +62,9 @@ struct sched_entry {
 	TAILQ_ENTRY(sched_entry) ready;	/* in readyq or blockedq */
 	bool			 is_ready;
 	bool			 is_blocked;	/* its account is busy */
-	struct account		*acct;		/* while relaying */
+	struct account		*blocked_acct;	/* that account */
+	struct sched_conn	*conn;		/* while relaying */
+	struct relay_job	 job;		/* while relaying */
 	unsigned		 resends;	/* 451 4.4.2 in a row */
 	struct relay_outcome	 outcome;
 	/* While relaying: the pending recipients and their env indices. */
@@ -80,12 +82,25 @@ struct sched_entry {
 
 TAILQ_HEAD(sched_list, sched_entry);
 
+/*
+ * One relay connection: its account and the entry it carries now.  With
+ * connection reuse it carries several, one after the other.
+ */
+struct sched_conn {
+	TAILQ_ENTRY(sched_conn)	 entry;
+	struct scheduler	*sched;
+	struct relay		*relay;
+	struct account		*acct;
+	struct sched_entry	*cur;		/* NULL between messages */
+};
+
 struct scheduler {
 	struct queue		*queue;
 	struct scheduler_params	 params;
 	struct sched_list	 entries;
 	struct sched_list	 readyq;
 	struct sched_list	 blockedq;	/* waiting for their account */
+	TAILQ_HEAD(, sched_conn) conns;
 	struct account_table	*accounts;
 	void			*index;		/* tsearch tree by id */
 	size_t			 count;
@@ -112,6 +127,7 @@ static void	 sched_arm(struct sched_entry *, time_t when);
 static void	 sched_timer_cb(evutil_socket_t, short, void *);
 static void	 sched_pump(struct scheduler *);
 static void	 sched_start(struct sched_entry *);
+static struct account *sched_prepare(struct sched_entry *, struct account *);
 static int	 sched_lock(struct sched_entry *);
 static void	 sched_unreadable(struct sched_entry *, const char *, int);
 static void	 sched_relay_done_cb(void *, enum relay_result, const char *);
@@ -138,6 +154,8 @@ sched_params_set(struct scheduler *s, const struct scheduler_params *p)
 		s->params.auth_backoff = 300;
 	if (s->params.account_sessions == 0)
 		s->params.account_sessions = 2;
+	if (s->params.conn_messages == 0)
+		s->params.conn_messages = 100;
 }
 
 /* Create the scheduler; entries arrive through scheduler_add/scan. */
@@ -152,6 +170,7 @@ scheduler_new(struct queue *q, const struct scheduler_params *params)
 	TAILQ_INIT(&s->entries);
 	TAILQ_INIT(&s->readyq);
 	TAILQ_INIT(&s->blockedq);
+	TAILQ_INIT(&s->conns);
 	if ((s->accounts = account_table_new()) == NULL)
 		fatalx("no randomness for the account table");
 	return s;
@@ -162,17 +181,23 @@ void
 scheduler_free(struct scheduler *s)
 {
 	struct sched_entry	*e;
+	struct sched_conn	*c;
 
 	if (s == NULL)
 		return;
-	while ((e = TAILQ_FIRST(&s->entries)) != NULL) {
-		if (e->relay != NULL) {
-			relay_cancel(e->relay);
+	while ((c = TAILQ_FIRST(&s->conns)) != NULL) {
+		TAILQ_REMOVE(&s->conns, c, entry);
+		relay_cancel(c->relay);
+		if ((e = c->cur) != NULL) {
 			e->relay = NULL;
+			e->conn = NULL;
+			sasl_cred_clear(&e->job.cred);
 			log_info("%s interrupted: stays queued", e->id);
 		}
-		sched_forget(e);
+		free(c);
 	}
+	while ((e = TAILQ_FIRST(&s->entries)) != NULL)
+		sched_forget(e);
 	account_table_free(s->accounts);
 	free(s);
 }
@@ -579,7 +604,8 @@ sched_hold(struct sched_entry *e, struct account *acct, time_t when)
  * one of the account's sessions ends.
  */
 static bool
-sched_account_gate(struct sched_entry *e, struct account *acct, time_t now)
+sched_account_gate(struct sched_entry *e, struct account *acct, time_t now,
+    bool reuse)
 {
 	struct scheduler	*s = e->sched;
 	time_t			 until;
@@ -601,13 +627,14 @@ sched_account_gate(struct sched_entry *e, struct account *acct, time_t now)
 		return true;
 	}
 	limit = acct->proven ? s->params.account_sessions : 1;
-	if (acct->running >= limit) {
+	if (!reuse && acct->running >= limit) {
 		log_debug("%s waits for its account (%u sessions)", e->id,
 		    acct->running);
 		sched_unlock(e);
 		envelope_fini(&e->env);
 		envelope_init(&e->env);
 		e->is_blocked = true;
+		e->blocked_acct = acct;
 		TAILQ_INSERT_TAIL(&s->blockedq, e, ready);
 		return true;
 	}
@@ -747,12 +774,17 @@ sched_settle(struct sched_entry *e, const char *reply)
 	return true;
 }
 
-/* Load the entry and hand it to a relay session. */
-static void
-sched_start(struct sched_entry *e)
+/*
+ * Load the entry and build its job (e->job, the lock held) for a new
+ * connection, or (want) for a connection of that account being reused.
+ * Its account, or NULL when the entry was dealt with instead: dropped,
+ * failed, held, postponed, blocked, or put back for another connection.
+ */
+static struct account *
+sched_prepare(struct sched_entry *e, struct account *want)
 {
 	struct scheduler	*s = e->sched;
-	struct relay_job	 job;
+	struct relay_job	*jp = &e->job;
 	struct account		*acct;
 	char			 reason[ENVELOPE_REPLY_MAX], err[512];
 	time_t			 now = time(NULL);
@@ -760,66 +792,159 @@ sched_start(struct sched_entry *e)
 	envelope_fini(&e->env);
 	envelope_init(&e->env);
 	if (sched_lock(e) == -1)
-		return;
+		return NULL;
 	switch (sched_admit(s, e->id, &e->env, err, sizeof(err))) {
 	case SCHED_ADMITTED:
 		break;
 	case SCHED_DROPPED:
 		sched_forget(e);
-		return;
+		return NULL;
 	case SCHED_POSTPONED:
 		sched_postpone(e, "cannot load", err);
-		return;
+		return NULL;
 	}
 	if (sched_pending(e) == 0) {
 		/* Settled before a crash kept it from leaving queue/. */
 		if (!sched_settle(e, "every recipient settled before"))
 			sched_postpone(e, "cannot settle", "");
-		return;
+		return NULL;
 	}
-	memset(&job, 0, sizeof(job));
-	job.id = e->id;
-	job.sender = e->env.sender;
-	job.rcpt = e->prcpt;
-	job.nrcpt = e->npending;
+	memset(jp, 0, sizeof(*jp));
+	jp->id = e->id;
+	jp->sender = e->env.sender;
+	jp->rcpt = e->prcpt;
+	jp->nrcpt = e->npending;
+	jp->msgfd = -1;
 	if (account_conf_load_cred(s->params.account, s->queue, e->id,
-	    &e->env, &job.cred) == -1) {
+	    &e->env, &jp->cred) == -1) {
 		sched_unreadable(e, "credentials", errno);
-		return;
+		return NULL;
 	}
-	acct = account_get(s->accounts, &job.cred);
-	if (sched_account_gate(e, acct, now)) {
-		sasl_cred_clear(&job.cred);
-		return;
+	acct = account_get(s->accounts, &jp->cred);
+	if (want != NULL && acct != want) {
+		/* Not for this connection: it waits for one of its own. */
+		sasl_cred_clear(&jp->cred);
+		sched_unlock(e);
+		envelope_fini(&e->env);
+		envelope_init(&e->env);
+		e->is_ready = true;
+		TAILQ_INSERT_TAIL(&s->readyq, e, ready);
+		return NULL;
+	}
+	if (sched_account_gate(e, acct, now, want != NULL)) {
+		sasl_cred_clear(&jp->cred);
+		return NULL;
 	}
 	if (e->env.attempts > 0 &&
 	    now - e->env.submitted >= sched_max_age(s, acct)) {
-		sasl_cred_clear(&job.cred);
+		sasl_cred_clear(&jp->cred);
 		snprintf(reason, sizeof(reason), "gave up after %u attempts "
 		    "over %lds; last reply: %.900s", e->env.attempts,
 		    (long)(now - e->env.submitted), e->env.last_reply);
 		sched_failed(e, reason);
-		return;
+		return NULL;
 	}
-	if ((job.msgfd = queue_open_message(s->queue, e->id)) == -1) {
-		sasl_cred_clear(&job.cred);
+	if ((jp->msgfd = queue_open_message(s->queue, e->id)) == -1) {
+		sasl_cred_clear(&jp->cred);
 		sched_unreadable(e, "message.eml", errno);
-		return;
+		return NULL;
 	}
 	memset(&e->outcome, 0, sizeof(e->outcome));
 	e->outcome.rcpts = xcalloc(e->npending, sizeof(*e->outcome.rcpts));
-	job.outcome = &e->outcome;
-	e->relay = relay_start(&s->params.relay, &job, sched_relay_done_cb, e);
-	sasl_cred_clear(&job.cred);
+	jp->outcome = &e->outcome;
+	jp->done_arg = e;
+	e->postponed = 0;
+	account_note_send(acct, now);
+	return acct;
+}
+
+/*
+ * The connection's relay wants another message (connection reuse): the
+ * first entry waiting for this account that is ready to go, its job
+ * carrying the same credentials; NULL: none, the connection ends.
+ */
+static struct relay_job *
+sched_next_cb(void *arg)
+{
+	struct sched_conn	*c = arg;
+	struct scheduler	*s = c->sched;
+	struct sched_entry	*e;
+
+	for (;;) {
+		TAILQ_FOREACH(e, &s->blockedq, ready)
+			if (e->blocked_acct == c->acct)
+				break;
+		if (e == NULL)
+			return NULL;
+		TAILQ_REMOVE(&s->blockedq, e, ready);
+		e->is_blocked = false;
+		if (sched_prepare(e, c->acct) == NULL)
+			continue;
+		e->relay = c->relay;
+		e->conn = c;
+		c->cur = e;
+		return &e->job;
+	}
+}
+
+/* The connection's relay is gone: its slot is free for another. */
+static void
+sched_closed_cb(void *arg)
+{
+	struct sched_conn	*c = arg;
+	struct scheduler	*s = c->sched;
+	struct sched_entry	*e = c->cur;
+
+	c->acct->running--;
+	s->running--;
+	TAILQ_REMOVE(&s->conns, c, entry);
+	free(c);
+	if (e != NULL) {
+		/* Handed over but never taken: try it again later. */
+		e->relay = NULL;
+		e->conn = NULL;
+		sasl_cred_clear(&e->job.cred);
+		if (e->job.msgfd != -1)
+			close(e->job.msgfd);
+		e->job.msgfd = -1;
+		sched_postpone(e, "the relay connection ended", "");
+	}
+	sched_unblock(s);
+	sched_pump(s);
+}
+
+/* Load the entry and open a relay connection for it. */
+static void
+sched_start(struct sched_entry *e)
+{
+	struct scheduler	*s = e->sched;
+	struct relay_params	 p;
+	struct sched_conn	*c;
+	struct account		*acct;
+
+	if ((acct = sched_prepare(e, NULL)) == NULL)
+		return;
+	c = xcalloc(1, sizeof(*c));
+	c->sched = s;
+	c->acct = acct;
+	c->cur = e;
+	p = s->params.relay;
+	p.next = sched_next_cb;
+	p.closed = sched_closed_cb;
+	p.conn_arg = c;
+	p.max_msgs = s->params.conn_messages;
+	e->relay = relay_start(&p, &e->job, sched_relay_done_cb, e);
+	sasl_cred_clear(&e->job.cred);
 	if (e->relay == NULL) {
 		/* No connection was made: nothing reached the relay. */
+		free(c);
 		sched_postpone(e, "cannot start a relay session", "");
 		return;
 	}
-	e->postponed = 0;
-	e->acct = acct;
+	c->relay = e->relay;
+	e->conn = c;
+	TAILQ_INSERT_TAIL(&s->conns, c, entry);
 	acct->running++;
-	account_note_send(acct, now);
 	s->running++;
 }
 
@@ -920,38 +1045,36 @@ sched_relay_done_cb(void *arg, enum relay_result result, const char *reply)
 {
 	struct sched_entry	*e = arg;
 	struct scheduler	*s = e->sched;
-	struct account		*acct = e->acct;
+	struct account		*acct = NULL;
 
-	e->relay = NULL;
-	e->acct = NULL;
-	s->running--;
-	if (acct != NULL) {
-		acct->running--;
-		if (e->outcome.authed) {
-			acct->proven = true;
-			acct->backoffs = 0;
-			acct->backoff_until = 0;
-		}
+	if (e->conn != NULL) {
+		acct = e->conn->acct;
+		e->conn->cur = NULL;
 	}
-	sched_unblock(s);
+	e->relay = NULL;
+	e->conn = NULL;
+	sasl_cred_clear(&e->job.cred);
+	if (acct != NULL && e->outcome.authed) {
+		acct->proven = true;
+		acct->backoffs = 0;
+		acct->backoff_until = 0;
+	}
+	/* The connection's slot is given back by sched_closed_cb. */
 	if (result != RELAY_OK) {
 		switch (sched_deleted(s, e->id)) {
 		case 1:
 			sched_forget(e);
-			sched_pump(s);
 			return;
 		case -1:
 			/* Not relayed again: the removal is retried. */
 			sched_postpone(e, "cannot remove the entry deleted by "
 			    "request", "");
-			sched_pump(s);
 			return;
 		default:
 			break;
 		}
 	}
 	sched_apply(e, acct, result, reply);
-	sched_pump(s);
 }
 
 /* "a@x,b@y" for logs, shortened with "..." when long. */

@@ -42,6 +42,11 @@ struct scheduler_params {
 	 */
 	unsigned		 daily_cap;
 	unsigned		 per_minute;
+	/*
+	 * Messages one authenticated connection carries, one after the
+	 * other, all with the same credentials (0: 100).
+	 */
+	unsigned		 conn_messages;
 	const struct account_conf *account;	/* for no-AUTH entries; may be NULL */
 };
 
