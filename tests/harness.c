@@ -498,8 +498,8 @@ harness_count(const char *dir, const char *prefix)
 	if ((d = opendir(dir)) == NULL)
 		return -1;
 	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
+		/* queue/.<ID>: a removal being finished, not an entry. */
+		if (de->d_name[0] == '.' && prefix[0] != '.')
 			continue;
 		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
 			n++;

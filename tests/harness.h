@@ -118,7 +118,11 @@ int	harness_wait_count(const char *dir, const char *prefix, int n,
  * without the NUL, in *lenp if not NULL).  NULL with errno.
  */
 char	*harness_read_file(const char *path, size_t *lenp);
-/* Entries of dir (not . or ..) whose names start with prefix; -1 on error. */
+/*
+ * Entries of dir whose names start with prefix; names starting with a dot
+ * (., .., a queue/.<ID> removal in progress) only when prefix does.  -1 on
+ * error.
+ */
 int	harness_count(const char *dir, const char *prefix);
 /* The first entry name of dir starting with prefix, into buf; 0 or -1. */
 int	harness_first(const char *dir, const char *prefix, char *buf,
