@@ -384,6 +384,30 @@ case $props in
 esac
 ok "WatchdogSec=2s: still running after 5 s, pings reach systemd"
 
+# --- the configured account, handed over with LoadCredential= -----------
+
+# Until now /etc/relayq/gmail-password did not exist: the unit's empty
+# SetCredential= fallback let the service start without an account.
+install -m 0600 /dev/null "$root/etc/relayq/gmail-password"
+printf '%s\n' "$password" >"$root/etc/relayq/gmail-password"
+printf 'account = account@gmail.com\npassword-file = gmail-password\n' \
+    >>"$root/etc/relayq/relayqd.conf"
+in_ct systemctl restart relayqd.service ||
+	fail "restart with an account: $(in_ct journalctl -b --no-pager -o cat \
+	    -u relayqd.service | tail -3)"
+printf 'Subject: from cron\n\nno AUTH, the account\n' |
+    in_ct timeout 30 relayq --sendmail friend@example.com >"$run/submit.out" 2>&1 ||
+	fail "relayq --sendmail: $(cat "$run/submit.out")"
+wait_until 40 "the account's delivery" jhas ' delivered ' 4
+meta=$(in_ct sh -c 'grep -l "^user: account@gmail.com$" /var/lib/relayq-standin/*.meta' |
+    wc -l)
+[ "$meta" -eq 1 ] || fail "$meta messages reached the stand-in as account@gmail.com, not 1"
+leak=$(in_ct sh -c "journalctl -b --no-pager -o cat; cat /var/spool/relayq/*/*/* 2>/dev/null" |
+    grep -c -- "$password" || :)
+[ "$leak" -eq 0 ] || fail "the password shows in the journal or the queue ($leak lines)"
+ok "account via LoadCredential=: a message without AUTH went out as" \
+    "account@gmail.com with the credential's password; not in the journal"
+
 # --- no SIGSYS, no crash, nothing restarted -------------------------------
 
 in_ct systemctl stop relayqd.service 2>/dev/null || fail "final stop"
