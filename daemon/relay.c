@@ -1,36 +1,45 @@
 /*
- * relay.c: one outbound SMTP session delivering one queued message.
+ * relay.c: one outbound SMTP connection delivering queued messages.
  *
  * The session is a state machine on a single bufferevent, in the shape of
  * OpenSMTPD's smtp_client.c: relay_enter() sends the command of a state
  * (or skips on to another state), relay_response() judges one complete
- * reply and picks the next state.  States only move forward:
+ * reply and picks the next state:
  *
  *	RESOLVE -> BANNER -> EHLO -> STARTTLS -> TLS -> EHLO2 -> AUTH ->
  *	(AUTH_PLAIN | AUTH_LOGIN -> AUTH_LOGIN_USER -> AUTH_LOGIN_PASS) ->
- *	MAIL ->
- *	RCPT (once per recipient) -> DATA -> BODY -> EOM -> QUIT
+ *	MAIL -> RCPT (once per recipient) -> DATA -> BODY -> EOM -> QUIT
  *
  * With implicit TLS the handshake follows the TCP connect and the banner
- * comes over TLS: RESOLVE -> TLS -> BANNER -> EHLO2 -> ...
+ * comes over TLS: RESOLVE -> TLS -> BANNER -> EHLO2 -> ...  A transaction
+ * carries at most RELAY_RCPT_TX_MAX recipients; recipients left over (or
+ * refused with 452 4.5.3) go in another transaction, EOM -> MAIL.  With
+ * connection reuse (relay_params.next) a message that ended with the
+ * connection still good is followed by the next one: EOM -> MAIL, or
+ * RSET -> MAIL after a refused one.  What each reply calls for is
+ * relay_policy.c's.
  *
  * Credentials cross only a verified TLS channel: STARTTLS is mandatory,
  * the handshake must verify the certificate against the configured host
- * name, and RELAY_AUTH refuses to run unless tls_ok is set.  A reply
- * followed by more bytes ("trailing data") ends the session, since the
- * relay never pipelines; after STARTTLS's 220 that is plaintext injection
- * and nothing of it is ever acted on.  The one exception is the reply to
- * the final dot: once it begins with 2xx the message is delivered, and
- * nothing that follows (trailing bytes, a broken rest of the reply, EOF,
- * a timeout) may turn that into a retry that sends it twice.
+ * name, and RELAY_AUTH refuses to run unless tls_ok is set.  Only on the
+ * TLS session, and when the server offers PIPELINING, do MAIL, RCPT and
+ * DATA go out together; otherwise a reply followed by more bytes
+ * ("trailing data") ends the session.  After STARTTLS's 220 that is
+ * plaintext injection and nothing of it is ever acted on.  The reply to
+ * the final dot is the other exception: once it begins with 2xx the
+ * message is delivered, and nothing that follows (trailing bytes, a
+ * broken rest of the reply, EOF, a timeout) may turn that into a retry
+ * that sends it twice.  Lost after the final dot with no reply at all,
+ * the message is "uncertain" (relay_outcome).
  *
  * In check-only mode (relayqd --check-relay) the session ends after a
  * successful AUTH with QUIT and RELAY_OK; a transcript callback then
  * shows the dialogue, AUTH data masked.
  *
- * relay_finish() is the one teardown: it reports the result through the
- * done callback and frees the session.  Failures after a server reply go
- * through RELAY_QUIT first, so the server sees a polite QUIT.
+ * relay_report() gives each message's result to the done callback once;
+ * relay_finish() is the one teardown: it reports the open message, tells
+ * relay_params.closed, and frees the session.  Failures after a server
+ * reply go through RELAY_QUIT first, so the server sees a polite QUIT.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -154,6 +163,24 @@ struct relay {
 	bool			*intx;		/* accepted in this transaction */
 	size_t			 ntx;		/* RCPTs sent in it */
 	size_t			 naccepted;	/* of them accepted */
+	/*
+	 * PIPELINING (RFC 2920), after TLS only: MAIL, the transaction's
+	 * RCPTs and DATA go out together and their replies are read in
+	 * order.  pl_left replies are still due; pl_idx lists the
+	 * recipients sent; pl_hold keeps a refusal of MAIL, or the first
+	 * RCPT reply that was neither 250 nor a refusal of that recipient,
+	 * to be judged once the group's replies are in.
+	 */
+	bool			 pipelining;
+	size_t			 pl_left;
+	size_t			*pl_idx;
+	size_t			 pl_n;
+	size_t			 pl_pos;
+	bool			 pl_mail_ok;
+	bool			 pl_held;
+	enum relay_state	 pl_held_state;
+	char			 pl_mailcmd[SMTP_CMD_MAX];
+	struct smtp_reply	 pl_hold;
 	int			 msgfd;
 	off_t			 msgsize;
 	struct sasl_cred	 cred;
@@ -194,6 +221,8 @@ static void	relay_response(struct relay *);
 static void	relay_finish(struct relay *, enum relay_result, const char *);
 static void	relay_tx_delivered(struct relay *, const char *);
 static void	relay_next_rcpt(struct relay *);
+static void	relay_pl_send(struct relay *);
+static void	relay_rcpts_done(struct relay *);
 static void	relay_quit(struct relay *, enum relay_result, const char *);
 static void	relay_fail(struct relay *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
@@ -218,6 +247,7 @@ relay_free(struct relay *r)
 	secure_zero(&r->cred, sizeof(r->cred));
 	free(r->rr);
 	free(r->intx);
+	free(r->pl_idx);
 	free(r->host);
 	free(r->port);
 	free(r->helo);
@@ -294,8 +324,10 @@ relay_take(struct relay *r, struct relay_job *job)
 	r->nrcpt = job->nrcpt;
 	free(r->rr);
 	free(r->intx);
+	free(r->pl_idx);
 	r->rr = xcalloc(r->nrcpt + 1, sizeof(*r->rr));
 	r->intx = xcalloc(r->nrcpt + 1, sizeof(*r->intx));
+	r->pl_idx = xcalloc(r->nrcpt + 1, sizeof(*r->pl_idx));
 	r->outcome = job->outcome;
 	if (job->done_arg != NULL)
 		r->arg = job->done_arg;
@@ -938,6 +970,170 @@ relay_mail(struct relay *r)
 	if ((r->ehlo.ext & SMTP_EXT_8BITMIME) && relay_msg_8bit(r->msgfd))
 		body = " BODY=8BITMIME";
 	relay_send(r, "MAIL FROM:<%s>%s%s", r->sender, size, body);
+	if (r->pipelining)
+		relay_pl_send(r);
+}
+
+/*
+ * PIPELINING: after MAIL, the RCPTs of this transaction (every pending
+ * recipient, at most RELAY_RCPT_TX_MAX; a bad address fails at once)
+ * and DATA, all without waiting; their replies are read in order.
+ */
+static void
+relay_pl_send(struct relay *r)
+{
+	size_t	 i;
+
+	str_copy(r->pl_mailcmd, r->cmd, sizeof(r->pl_mailcmd));
+	r->pl_n = 0;
+	r->pl_pos = 0;
+	r->pl_mail_ok = false;
+	r->pl_held = false;
+	r->ntx = 0;
+	r->naccepted = 0;
+	for (i = 0; i < r->nrcpt && r->pl_n < RELAY_RCPT_TX_MAX; i++) {
+		if (r->rr[i].status != RELAY_RCPT_PENDING || r->intx[i])
+			continue;
+		if (!relay_addr_ok(r->rcpt[i])) {
+			r->rr[i].status = RELAY_RCPT_FAILED;
+			str_copy(r->rr[i].reply, "invalid recipient address",
+			    sizeof(r->rr[i].reply));
+			continue;
+		}
+		r->pl_idx[r->pl_n++] = i;
+		relay_send(r, "RCPT TO:<%s>", r->rcpt[i]);
+	}
+	r->ntx = r->pl_n;
+	if (r->pl_n > 0)
+		relay_send(r, "DATA");
+	r->pl_left = 1 + r->pl_n + (r->pl_n > 0 ? 1 : 0);
+	str_copy(r->cmd, r->pl_mailcmd, sizeof(r->cmd));
+}
+
+/* Wait for the next reply of the pipelined group, in state. */
+static void
+relay_pl_await(struct relay *r, enum relay_state state)
+{
+	r->state = state;
+	relay_set_timeouts(r);
+	smtp_reply_init(&r->reply);
+	if (state == RELAY_RCPT) {
+		r->rcptidx = r->pl_idx[r->pl_pos];
+		snprintf(r->cmd, sizeof(r->cmd), "RCPT TO:<%s>",
+		    r->rcpt[r->rcptidx]);
+	} else if (state == RELAY_DATA)
+		str_copy(r->cmd, "DATA", sizeof(r->cmd));
+}
+
+/* Keep the first reply to judge after the group (state: whose it is). */
+static void
+relay_pl_hold(struct relay *r)
+{
+	if (r->pl_held)
+		return;
+	r->pl_held = true;
+	r->pl_held_state = r->state;
+	memcpy(&r->pl_hold, &r->reply, sizeof(r->pl_hold));
+}
+
+/* Judge the held reply as if it had come alone. */
+static void
+relay_pl_judge_held(struct relay *r)
+{
+	r->state = r->pl_held_state;
+	memcpy(&r->reply, &r->pl_hold, sizeof(r->reply));
+	if (r->state == RELAY_MAIL)
+		str_copy(r->cmd, r->pl_mailcmd, sizeof(r->cmd));
+	relay_reply_fail(r);
+}
+
+/*
+ * One reply of a pipelined group.  A 421 ends everything at once (the
+ * server closes).  Otherwise the replies are gathered until DATA's: then
+ * the body goes out when recipients were accepted, or the refusal that
+ * stopped the transaction is judged.
+ */
+static void
+relay_pl_response(struct relay *r)
+{
+	enum relay_reaction	 reaction;
+	char			 one[SMTP_REPLY_MAX + 8];
+	size_t			 i;
+
+	if (r->pl_left > 0)
+		r->pl_left--;
+	/* 421 and 451 4.4.2: the server is closing; nothing more comes. */
+	reaction = relay_policy_react(relay_stage(r), &r->reply);
+	if (reaction == RELAY_REACT_RECONNECT ||
+	    reaction == RELAY_REACT_RESEND) {
+		r->pl_left = 0;
+		relay_reply_fail(r);
+		return;
+	}
+	switch (r->state) {
+	case RELAY_MAIL:
+		r->pl_mail_ok = r->reply.code == 250;
+		if (!r->pl_mail_ok)
+			relay_pl_hold(r);
+		break;
+	case RELAY_RCPT:
+		i = r->rcptidx;
+		if (!r->pl_mail_ok)
+			break;
+		if (r->reply.code == 250 || r->reply.code == 251) {
+			r->intx[i] = true;
+			r->naccepted++;
+			break;
+		}
+		reaction = relay_policy_react(RELAY_STAGE_RCPT, &r->reply);
+		if (reaction == RELAY_REACT_RCPT_FAIL) {
+			smtp_reply_oneline(&r->reply, one, sizeof(one));
+			log_info("%s relay: recipient <%s> refused: %s", r->id,
+			    r->rcpt[i], one);
+			r->rr[i].status = RELAY_RCPT_FAILED;
+			str_copy(r->rr[i].reply, one, sizeof(r->rr[i].reply));
+		} else
+			relay_pl_hold(r);	/* stays pending */
+		break;
+	case RELAY_DATA:
+		r->pl_left = 0;
+		if (r->reply.code == 354 && r->pl_mail_ok && r->naccepted > 0) {
+			relay_enter(r, RELAY_BODY);
+			return;
+		}
+		if (r->reply.code == 354) {
+			/* RFC 2920 says a server must not: end it here. */
+			relay_fail(r, "DATA: 354 with no recipient accepted");
+			return;
+		}
+		if (r->pl_mail_ok && r->naccepted > 0) {
+			relay_reply_fail(r);		/* DATA refused */
+			return;
+		}
+		if (!r->pl_mail_ok || r->pl_held) {
+			relay_pl_judge_held(r);
+			return;
+		}
+		relay_rcpts_done(r);
+		return;
+	default:
+		break;
+	}
+	if (r->state == RELAY_MAIL && r->pl_n == 0) {
+		/* Every recipient was a bad address: no RCPT went out. */
+		r->pl_left = 0;
+		if (!r->pl_mail_ok)
+			relay_pl_judge_held(r);
+		else
+			relay_rcpts_done(r);
+		return;
+	}
+	if (r->state == RELAY_MAIL)
+		relay_pl_await(r, RELAY_RCPT);
+	else if (++r->pl_pos < r->pl_n)
+		relay_pl_await(r, RELAY_RCPT);
+	else
+		relay_pl_await(r, RELAY_DATA);
 }
 
 /* RCPT TO for the current recipient; a bad address fails it alone. */
@@ -1247,6 +1443,10 @@ relay_response(struct relay *r)
 		relay_body_response(r);
 		return;
 	}
+	if (r->pl_left > 0) {
+		relay_pl_response(r);
+		return;
+	}
 	if (r->state == RELAY_RCPT) {
 		relay_rcpt_response(r);
 		return;
@@ -1269,6 +1469,9 @@ relay_response(struct relay *r)
 		break;
 	case RELAY_EHLO2:
 		smtp_ehlo_parse(&r->reply, &r->ehlo);
+		/* Never before or across STARTTLS: only on the TLS session. */
+		r->pipelining = r->tls_ok &&
+		    (r->ehlo.ext & SMTP_EXT_PIPELINING) != 0;
 		relay_enter(r, RELAY_AUTH);
 		break;
 	case RELAY_AUTH_LOGIN:
@@ -1336,6 +1539,7 @@ static bool
 relay_read_line(struct relay *r, struct evbuffer *in, size_t len)
 {
 	char	 one[SMTP_REPLY_MAX + 8];
+	bool	 more;
 
 	if (len + 1 > sizeof(r->line)) {
 		relay_fail(r, "%s: reply line too long", r->cmd);
@@ -1368,12 +1572,18 @@ relay_read_line(struct relay *r, struct evbuffer *in, size_t len)
 	 * body is judged as it is, since the session hangs up on it anyway.
 	 */
 	if (evbuffer_get_length(in) != 0 && r->state != RELAY_BODY &&
+	    r->pl_left <= 1 &&
 	    !(r->state == RELAY_STARTTLS && r->reply.code == 220)) {
 		relay_fail(r, "%s: trailing data after reply", r->cmd);
 		return false;
 	}
+	/*
+	 * More replies of a pipelined group may be buffered already; the
+	 * replies to MAIL and RCPT never end the session synchronously.
+	 */
+	more = r->pl_left > 1;
 	relay_response(r);
-	return false;
+	return more;
 }
 
 /* Feed every complete line to the reply accumulator. */
@@ -1546,6 +1756,7 @@ relay_new(const struct relay_params *p, struct relay_job *job,
 	r->nrcpt = job->nrcpt;
 	r->rr = xcalloc(r->nrcpt + 1, sizeof(*r->rr));
 	r->intx = xcalloc(r->nrcpt + 1, sizeof(*r->intx));
+	r->pl_idx = xcalloc(r->nrcpt + 1, sizeof(*r->pl_idx));
 	r->done = done;
 	r->arg = arg;
 	r->job_open = true;

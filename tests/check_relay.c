@@ -1195,6 +1195,117 @@ START_TEST(test_relay_rcpt_split)
 }
 END_TEST
 
+#define EHLO_PIPE	"250-" HOST "\r\n250-SIZE 35882577\r\n" \
+			"250-AUTH PLAIN\r\n250 PIPELINING\r\n"
+#define STEPS_TO_AUTH_PIPE \
+		{ BANNER, PEER_REPLY }, \
+		{ EHLO_PLAIN, PEER_REPLY }, \
+		{ "220 2.0.0 Ready to start TLS\r\n", PEER_STARTTLS }, \
+		{ EHLO_PIPE, PEER_REPLY }, \
+		{ "235 2.7.0 Accepted\r\n", PEER_REPLY }
+
+/* The transcript from the first "C: MAIL" on, NUL-terminated. */
+static const char *
+transcript_from_mail(void)
+{
+	const char	*t;
+
+	evbuffer_add(session_transcript, "", 1);
+	t = (const char *)evbuffer_pullup(session_transcript, -1);
+	t = strstr(t, "C: MAIL");
+	ck_assert_ptr_nonnull(t);
+	return t;
+}
+
+/*
+ * PIPELINING offered over TLS: MAIL, both RCPTs and DATA go out before
+ * any reply is read; a refused recipient fails alone.
+ */
+START_TEST(test_relay_pipelined)
+{
+	static const struct peer_step steps[] = {
+		STEPS_TO_AUTH_PIPE,
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "553 5.1.3 not a valid address\r\n", PEER_REPLY },
+		{ "354  Go ahead\r\n", PEER_DATA },
+		{ "250 2.0.0 OK  1 x - gsmtp\r\n", PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session_transcript = evbuffer_new();
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_OK);
+	ck_assert_int_eq(o.rcpts[0].status, RELAY_RCPT_DELIVERED);
+	ck_assert_int_eq(o.rcpts[1].status, RELAY_RCPT_FAILED);
+	ck_assert_str_eq(o.rcpts[1].reply, "553 5.1.3 not a valid address");
+	ck_assert_str_eq(transcript_from_mail(), "C: MAIL FROM:<" SENDER
+	    "> SIZE=24\nC: RCPT TO:<b@example.org>\nC: RCPT TO:<c@example.org>"
+	    "\nC: DATA\nS: 250 2.1.0 OK\nS: 250 2.1.5 OK\n"
+	    "S: 553 5.1.3 not a valid address\nS: 354  Go ahead\n"
+	    "S: 250 2.0.0 OK  1 x - gsmtp\nC: QUIT\n"
+	    "S: 221 2.0.0 closing connection\n");
+	ck_assert_str_eq(peer_data(&pr), "Subject: t\n\nhello\n..\n...x\n");
+	evbuffer_free(session_transcript);
+	session_transcript = NULL;
+	peer_free(&pr);
+}
+END_TEST
+
+/* A pipelined MAIL refused: the rest is read, MAIL's reply judged. */
+START_TEST(test_relay_pipelined_mail_refused)
+{
+	static const struct peer_step steps[] = {
+		STEPS_TO_AUTH_PIPE,
+		{ "555 5.5.2 Syntax error. x - gsmtp\r\n", PEER_REPLY },
+		{ "503 5.5.1 MAIL first.\r\n", PEER_REPLY },
+		{ "503 5.5.1 MAIL first.\r\n", PEER_REPLY },
+		{ "503 5.5.1 MAIL first.\r\n", PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_PERMFAIL);
+	ck_assert_int_eq(o.ro.reaction, RELAY_REACT_MSG_FAIL);
+	ck_assert_str_eq(o.reason, "MAIL FROM:<" SENDER "> SIZE=24: 555 "
+	    "5.5.2 Syntax error. x - gsmtp");
+	ck_assert_int_eq(o.rcpts[0].status, RELAY_RCPT_PENDING);
+	ck_assert_str_eq(peer_data(&pr), "");
+	peer_free(&pr);
+}
+END_TEST
+
+/* 421 in the middle of a pipelined group: judged at once. */
+START_TEST(test_relay_pipelined_421)
+{
+	static const struct peer_step steps[] = {
+		STEPS_TO_AUTH_PIPE,
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "421 4.7.0 Try again later, closing connection.\r\n",
+		    PEER_REPLY },
+		{ NULL, PEER_REPLY },		/* RCPT c: unanswered */
+		{ NULL, PEER_REPLY },		/* DATA: unanswered */
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_int_eq(o.ro.reaction, RELAY_REACT_RECONNECT);
+	ck_assert_str_eq(o.reason, "RCPT TO:<b@example.org>: 421 4.7.0 Try "
+	    "again later, closing connection.");
+	peer_free(&pr);
+}
+END_TEST
+
 /* Larger than the server's SIZE: failed before MAIL, nothing sent. */
 START_TEST(test_relay_size_exceeded)
 {
@@ -1566,6 +1677,9 @@ relay_suite(void)
 	tcase_add_test(tc, test_relay_rcpt_all_rejected);
 	tcase_add_test(tc, test_relay_rcpt_split);
 	tcase_add_test(tc, test_relay_size_exceeded);
+	tcase_add_test(tc, test_relay_pipelined);
+	tcase_add_test(tc, test_relay_pipelined_mail_refused);
+	tcase_add_test(tc, test_relay_pipelined_421);
 	tcase_add_test(tc, test_relay_quota_at_data_defers);
 	tcase_add_test(tc, test_relay_connection_lost_in_data);
 	tcase_add_test(tc, test_relay_connection_lost_mid_body_not_uncertain);
