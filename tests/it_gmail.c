@@ -439,6 +439,59 @@ START_TEST(test_gmail_auth_throttle_backs_off)
 }
 END_TEST
 
+/* An account-level wait, and what it shows in relayqd's log. */
+static const struct {
+	const char	*sflag, *sval;		/* stand-in: the reply, once */
+	const char	*dflag;			/* relayqd: the wait, 2 s */
+	const char	*why;			/* in the "held" lines */
+	const char	*event;			/* stand-in events: once */
+	int		 mails;			/* MAILs accepted */
+} wait_cases[] = {
+	{ "--quota-count", "1", "--quota-probe",
+	    "account paused by Gmail's daily limit", "quota ", 2 },
+	{ "--auth-fail", "throttle", "--auth-backoff",
+	    "account logins held for 2s", "result=454", 2 },
+};
+
+/*
+ * The wait is the account's: the second message, queued behind the
+ * first, is held without a connection of its own; after the wait both
+ * go over one connection.
+ */
+START_TEST(test_gmail_account_wait_holds_all)
+{
+	const char	*sextra[] = { wait_cases[_i].sflag, wait_cases[_i].sval,
+			    "--auth-fail-count", "1", NULL };
+	const char	*dextra[] = { wait_cases[_i].dflag, "2",
+			    "--account-sessions", "1", NULL };
+	struct harness_proc	*d;
+	char		 ids[2][64], path[PATH_MAX], line[128];
+	size_t		 i;
+	int		 nconn, nmail, nevent;
+
+	gm_standin(sextra);
+	d = gm_relayqd(0, dextra);
+	gm_submit(GM_GOOD, nitems(ids), ids);
+	for (i = 0; i < nitems(ids); i++)
+		gm_wait_delivered(d, ids[i]);
+	for (i = 0; i < nitems(ids); i++) {
+		gm_fmt(line, sizeof(line), "%s held", ids[i]);
+		gm_assert(harness_grep_lines(d->log, line, wait_cases[_i].why)
+		    == 1, "no \"%s ... %s\" line", line, wait_cases[_i].why);
+		gm_fmt(line, sizeof(line), "%s delivered", ids[i]);
+		gm_assert(harness_grep_lines(d->log, line, " attempts=1 ") ==
+		    1, "%s: the wait counted as an attempt", ids[i]);
+	}
+	gm_events(path, sizeof(path));
+	nconn = harness_grep(path, "connect ");
+	nmail = harness_grep(path, "mail ");
+	nevent = harness_grep(path, wait_cases[_i].event);
+	gm_assert(nconn == 2 && nmail == wait_cases[_i].mails && nevent == 1,
+	    "%d connections, %d MAIL, %d \"%s\"", nconn, nmail, nevent,
+	    wait_cases[_i].event);
+}
+END_TEST
+
 /* ---- pacing ---- */
 
 /* Each pacing limit: the flag, its value, and the reason it gives. */
@@ -896,6 +949,8 @@ gmail_suite(void)
 	tc = gm_tcase(s, "account");
 	tcase_add_test(tc, test_gmail_quota_pauses_account);
 	tcase_add_test(tc, test_gmail_auth_throttle_backs_off);
+	tcase_add_loop_test(tc, test_gmail_account_wait_holds_all, 0,
+	    (int)nitems(wait_cases));
 	tc = gm_tcase(s, "pacing");
 	tcase_add_loop_test(tc, test_gmail_pacing, 0, (int)nitems(pace_cases));
 	tc = gm_tcase(s, "reconnect");
