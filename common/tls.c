@@ -6,6 +6,12 @@
  * SSL_VERIFY_PEER against a CA file or the system store, and the
  * certificate checked against the configured host name (SNI sent) or IP
  * literal (no SNI, as RFC 6066 forbids it for addresses).
+ *
+ * A client context also keeps the last session a verified handshake
+ * produced, with the host it was verified for, and offers it to the next
+ * connection to that same host (TLS session resumption: a reconnect skips
+ * the key exchange and the certificate chain).  A resumed session carries
+ * the verification result of the handshake that created it.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -13,16 +19,106 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "tls.h"
+#include "util.h"
+
+#define TLS_HOST_MAX	256
+
+/* A client context's resumable session and the host it was verified for. */
+struct tls_resume {
+	char		 host[TLS_HOST_MAX];
+	SSL_SESSION	*sess;
+};
+
+static pthread_once_t	 tls_once = PTHREAD_ONCE_INIT;
+static int		 tls_ctx_idx = -1;	/* SSL_CTX: struct tls_resume */
+static int		 tls_ssl_idx = -1;	/* SSL: a copy of its host */
+
+static void	tls_resume_free(void *, void *, CRYPTO_EX_DATA *, int, long,
+		    void *);
+static void	tls_host_free(void *, void *, CRYPTO_EX_DATA *, int, long,
+		    void *);
+static void	tls_indexes(void);
+static int	tls_new_session(SSL *, SSL_SESSION *);
+
+/* Free a context's struct tls_resume with the context. */
+static void
+tls_resume_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+    long argl, void *argp)
+{
+	struct tls_resume	*r = ptr;
+
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (r == NULL)
+		return;
+	SSL_SESSION_free(r->sess);
+	free(r);
+}
+
+/* Free an SSL's host copy with the SSL. */
+static void
+tls_host_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+    long argl, void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	free(ptr);
+}
+
+/* The ex_data indexes, once per process. */
+static void
+tls_indexes(void)
+{
+	tls_ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL,
+	    tls_resume_free);
+	tls_ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_host_free);
+}
+
+/*
+ * OpenSSL has a new session for ssl (with TLS 1.3, a ticket after the
+ * handshake): keep a copy for ssl's host when the handshake verified the
+ * peer.  A copy, because freeing an SSL that was not shut down cleanly
+ * marks its own session unresumable.  0: the reference stays OpenSSL's.
+ */
+static int
+tls_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_resume	*r;
+	SSL_SESSION		*copy;
+	const char		*host;
+
+	r = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tls_ctx_idx);
+	host = SSL_get_ex_data(ssl, tls_ssl_idx);
+	if (r == NULL || host == NULL ||
+	    SSL_get_verify_result(ssl) != X509_V_OK ||
+	    !SSL_SESSION_is_resumable(sess) ||
+	    str_copy(r->host, host, sizeof(r->host)) == -1 ||
+	    (copy = SSL_SESSION_dup(sess)) == NULL)
+		return 0;
+	SSL_SESSION_free(r->sess);
+	r->sess = copy;
+	return 0;
+}
 
 /* Write "what: <drained OpenSSL reasons>" into err. */
 static void
@@ -42,10 +138,23 @@ tls_client_ctx(const char *cafile, char *err, size_t errlen)
 	SSL_CTX	*ctx;
 
 	ERR_clear_error();
+	if ((errno = pthread_once(&tls_once, tls_indexes)) != 0 ||
+	    tls_ctx_idx == -1 || tls_ssl_idx == -1) {
+		tls_error(err, errlen, "ex_data index");
+		return NULL;
+	}
 	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
 		tls_error(err, errlen, "SSL_CTX_new");
 		return NULL;
 	}
+	if (SSL_CTX_set_ex_data(ctx, tls_ctx_idx,
+	    xcalloc(1, sizeof(struct tls_resume))) != 1) {
+		tls_error(err, errlen, "SSL_CTX_set_ex_data");
+		goto fail;
+	}
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, tls_new_session);
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
 		tls_error(err, errlen, "TLS 1.2 minimum");
 		goto fail;
@@ -137,7 +246,10 @@ tls_client_identity(SSL *ssl, const char *host)
 SSL *
 tls_client_new(SSL_CTX *ctx, const char *host, char *err, size_t errlen)
 {
-	SSL	*ssl;
+	struct tls_resume	*r;
+	SSL_SESSION		*resume;
+	SSL			*ssl;
+	char			*copy;
 
 	ERR_clear_error();
 	if (host == NULL || host[0] == '\0') {
@@ -153,6 +265,21 @@ tls_client_new(SSL_CTX *ctx, const char *host, char *err, size_t errlen)
 		tls_error(err, errlen, host);
 		SSL_free(ssl);
 		return NULL;
+	}
+	copy = xstrdup(host);
+	if (SSL_set_ex_data(ssl, tls_ssl_idx, copy) != 1) {
+		tls_error(err, errlen, "SSL_set_ex_data");
+		free(copy);
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* Only a session verified for this very host is offered. */
+	r = SSL_CTX_get_ex_data(ctx, tls_ctx_idx);
+	if (r != NULL && r->sess != NULL && strcasecmp(r->host, host) == 0 &&
+	    SSL_SESSION_is_resumable(r->sess) &&
+	    (resume = SSL_SESSION_dup(r->sess)) != NULL) {
+		SSL_set_session(ssl, resume);
+		SSL_SESSION_free(resume);
 	}
 	return ssl;
 }

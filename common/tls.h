@@ -2,7 +2,9 @@
  * tls.h: OpenSSL context factories.  Client contexts verify the peer
  * (TLS 1.2 minimum, CA file or the system store); tls_client_new sets SNI
  * for names and checks the certificate against the configured host name
- * or IP literal.
+ * or IP literal.  A client context remembers the last session a verified
+ * handshake gave it and offers it to the next tls_client_new for the same
+ * host (session resumption; SSL_session_reused tells).
  */
 #ifndef RELAYQ_TLS_H
 #define RELAYQ_TLS_H

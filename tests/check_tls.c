@@ -348,6 +348,59 @@ START_TEST(test_tls_min_version)
 }
 END_TEST
 
+/* Handshake c with a new SSL of sctx, then let the server's tickets in. */
+static void
+resume_round(SSL *c, SSL_CTX *sctx)
+{
+	SSL	*s;
+	char	 buf[8];
+	int	 i;
+
+	ck_assert_ptr_nonnull(s = SSL_new(sctx));
+	ck_assert_msg(hs_run(c, s) == HS_OK, "handshake: %s", hs_err);
+	ck_assert_int_eq(SSL_write(s, "ok", 2), 2);
+	for (i = 0; i < HS_ROUNDS && SSL_read(c, buf, sizeof(buf)) <= 0; i++)
+		;
+	ck_assert_int_lt(i, HS_ROUNDS);
+	SSL_free(s);
+}
+
+/*
+ * Session resumption: the second and third connections to a host resume
+ * the session the first verified handshake left; a connection to another
+ * host (valid for the certificate too) does not get it, so a session is
+ * never offered to a host it was not verified for.
+ */
+START_TEST(test_tls_resumption)
+{
+	SSL_CTX	*sctx, *cctx;
+	SSL	*c;
+	char	 err[512];
+	int	 i;
+
+	sctx = tls_server_ctx(pki_path("server.pem"), pki_path("server.key"),
+	    TLS1_2_VERSION, 0, err, sizeof(err));
+	ck_assert_msg(sctx != NULL, "server ctx: %s", err);
+	cctx = tls_client_ctx(pki_path("ca.pem"), err, sizeof(err));
+	ck_assert_msg(cctx != NULL, "client ctx: %s", err);
+	for (i = 0; i < 3; i++) {
+		c = tls_client_new(cctx, "smtp.example.test", err, sizeof(err));
+		ck_assert_msg(c != NULL, "%s", err);
+		resume_round(c, sctx);
+		ck_assert_int_eq(SSL_session_reused(c), i > 0);
+		ck_assert_int_eq(SSL_get_verify_result(c), X509_V_OK);
+		SSL_free(c);
+	}
+	c = tls_client_new(cctx, "a.wild.test", err, sizeof(err));
+	ck_assert_msg(c != NULL, "%s", err);
+	resume_round(c, sctx);
+	ck_assert_int_eq(SSL_session_reused(c), 0);
+	SSL_free(c);
+	SSL_CTX_free(cctx);
+	SSL_CTX_free(sctx);
+}
+END_TEST
+
 /* The client context demands TLS 1.2 and peer verification. */
 START_TEST(test_tls_client_ctx_settings)
 {
@@ -480,6 +533,7 @@ tls_suite(void)
 	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_tls_client_ctx_settings);
+	tcase_add_test(tc, test_tls_resumption);
 	tcase_add_test(tc, test_tls_server_ctx_versions);
 	tcase_add_test(tc, test_tls_bad_files);
 	tcase_add_test(tc, test_tls_client_new_needs_host);
