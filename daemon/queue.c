@@ -93,6 +93,7 @@ struct queue_commit {
 	size_t				 credlen;
 	char				 id[ENVELOPE_ID_MAX];
 	int				 errnum;	/* 0: durable */
+	bool				 remove;	/* queue_remove_async */
 	void				(*done)(void *, const char *, int);
 	void				*arg;
 };
@@ -802,7 +803,16 @@ queue_worker(void *arg)
 			pthread_mutex_lock(&q->lock);
 			q->syncing = false;
 			queue_finish(q, &batch);
-		} else if ((c = STAILQ_FIRST(&q->jobs)) != NULL) {
+		} else if ((c = STAILQ_FIRST(&q->jobs)) != NULL &&
+		    c->remove) {
+			STAILQ_REMOVE_HEAD(&q->jobs, link);
+			pthread_mutex_unlock(&q->lock);
+			if (queue_remove(q, c->id) == -1)
+				c->errnum = errno;
+			pthread_mutex_lock(&q->lock);
+			STAILQ_INSERT_TAIL(&batch, c, link);
+			queue_finish(q, &batch);
+		} else if (c != NULL) {
 			STAILQ_REMOVE_HEAD(&q->jobs, link);
 			pthread_mutex_unlock(&q->lock);
 			if (queue_commit_rename(c->tx, c->env, c->envlen,
@@ -839,6 +849,16 @@ queue_run_done(struct queue *q)
 		STAILQ_REMOVE_HEAD(&list, link);
 		TAILQ_REMOVE(&q->pending, c, pend);
 		q->npending--;
+		if (c->remove) {
+			if (c->errnum != 0) {
+				errno = c->errnum;
+				log_warn("queue: %s delivered but not removed "
+				    "(it may be sent again)", c->id);
+			} else
+				QUEUE_FAULT("after-remove");
+			queue_commit_free(c);
+			continue;
+		}
 		queue_tx_free(c->tx);
 		c->tx = NULL;
 		c->done(c->arg, c->id, c->errnum);
@@ -951,7 +971,34 @@ queue_tx_commit_async(struct queue_tx *tx, struct event_base *base,
 	return 0;
 }
 
-/* Async commits whose completion has not run yet. */
+/*
+ * queue_remove on the workers, so the event loop never waits for its
+ * fsyncs; until it is done, scans skip the entry.
+ */
+int
+queue_remove_async(struct queue *q, struct event_base *base, const char *id)
+{
+	struct queue_commit	*c;
+
+	if (!queue_name_ok(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!q->async && queue_async_start(q, base) == -1)
+		return -1;
+	c = xcalloc(1, sizeof(*c));
+	c->remove = true;
+	str_copy(c->id, id, sizeof(c->id));
+	TAILQ_INSERT_TAIL(&q->pending, c, pend);
+	q->npending++;
+	pthread_mutex_lock(&q->lock);
+	STAILQ_INSERT_TAIL(&q->jobs, c, link);
+	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+	return 0;
+}
+
+/* Async commits and removals not finished yet. */
 size_t
 queue_async_pending(const struct queue *q)
 {

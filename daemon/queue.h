@@ -82,7 +82,14 @@ int		 queue_tx_commit_async(struct queue_tx *, struct event_base *,
 void		 queue_set_adopt(struct queue *,
 		    void (*fn)(void *arg, const char *id), void *arg);
 void		 queue_adopt(struct queue *, const char *id);
-/* Async commits whose done has not run yet. */
+/*
+ * queue_remove() done by the workers (the event loop does not wait for
+ * its fsyncs); a failure is logged.  Scans skip the entry meanwhile.
+ * -1 with errno when it cannot be handed over (nothing done).
+ */
+int		 queue_remove_async(struct queue *, struct event_base *,
+		    const char *id);
+/* Async commits whose done has not run yet, and async removals. */
 size_t		 queue_async_pending(const struct queue *);
 /*
  * Wait for every async commit handed over so far, run the remaining done

@@ -138,6 +138,9 @@ static void	 sched_scan_cb(const char *, void *);
 static const char *sched_rcpts(const struct envelope *, char *, size_t);
 static int	 sched_deleted(struct scheduler *, const char *);
 static void	 sched_unlock(struct sched_entry *);
+static bool	 sched_account_full(const struct scheduler *,
+		    const struct account *);
+static void	 sched_block(struct sched_entry *, struct account *);
 static void	 sched_postpone(struct sched_entry *, const char *,
 		    const char *);
 
@@ -469,6 +472,17 @@ sched_pump(struct scheduler *s)
 	    (e = TAILQ_FIRST(&s->readyq)) != NULL) {
 		TAILQ_REMOVE(&s->readyq, e, ready);
 		e->is_ready = false;
+		/*
+		 * It waited for an account that is still busy: back to wait,
+		 * without loading it again (a session of that account is
+		 * running, and its end brings it back).  Without this, every
+		 * session's end reloaded every waiting entry from disk.
+		 */
+		if (e->blocked_acct != NULL &&
+		    sched_account_full(s, e->blocked_acct)) {
+			sched_block(e, e->blocked_acct);
+			continue;
+		}
 		sched_start(e);
 	}
 }
@@ -609,7 +623,6 @@ sched_account_gate(struct sched_entry *e, struct account *acct, time_t now,
 {
 	struct scheduler	*s = e->sched;
 	time_t			 until;
-	unsigned		 limit;
 
 	if (acct->refused) {
 		log_info("%s not sent: Gmail refused these credentials "
@@ -626,19 +639,35 @@ sched_account_gate(struct sched_entry *e, struct account *acct, time_t now,
 		sched_hold(e, acct, until);
 		return true;
 	}
-	limit = acct->proven ? s->params.account_sessions : 1;
-	if (!reuse && acct->running >= limit) {
+	if (!reuse && sched_account_full(s, acct)) {
 		log_debug("%s waits for its account (%u sessions)", e->id,
 		    acct->running);
 		sched_unlock(e);
 		envelope_fini(&e->env);
 		envelope_init(&e->env);
-		e->is_blocked = true;
-		e->blocked_acct = acct;
-		TAILQ_INSERT_TAIL(&s->blockedq, e, ready);
+		sched_block(e, acct);
 		return true;
 	}
 	return false;
+}
+
+/* True when acct runs all the sessions it may (one until a login works). */
+static bool
+sched_account_full(const struct scheduler *s, const struct account *acct)
+{
+	unsigned	 limit;
+
+	limit = acct->proven ? s->params.account_sessions : 1;
+	return acct->running >= limit;
+}
+
+/* The entry waits in blockedq until a session of acct ends. */
+static void
+sched_block(struct sched_entry *e, struct account *acct)
+{
+	e->is_blocked = true;
+	e->blocked_acct = acct;
+	TAILQ_INSERT_TAIL(&e->sched->blockedq, e, ready);
 }
 
 /* Entries that waited for a busy account try again (in order). */
@@ -1114,10 +1143,13 @@ sched_delivered(struct sched_entry *e, const char *reply)
 	QUEUE_FAULT("after-remote-250");
 	if (queue_delete_requested(s->queue, e->id))
 		log_info("%s deleted by request (after delivery)", e->id);
-	if (queue_remove(s->queue, e->id) == -1)
-		log_warn("%s: delivered but cannot remove the queue entry "
-		    "(it may be sent again)", e->id);
-	QUEUE_FAULT("after-remove");
+	/* The fault point "after-remove" is in the removal's completion. */
+	if (queue_remove_async(s->queue, s->params.relay.base, e->id) == -1) {
+		if (queue_remove(s->queue, e->id) == -1)
+			log_warn("%s: delivered but cannot remove the queue "
+			    "entry (it may be sent again)", e->id);
+		QUEUE_FAULT("after-remove");
+	}
 	sched_forget(e);
 }
 

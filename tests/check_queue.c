@@ -1248,6 +1248,39 @@ START_TEST(test_queue_scan_skips_committing)
 END_TEST
 
 /*
+ * queue_remove_async: until the workers are done and the loop has run the
+ * completion, a scan does not see the entry (a SIGHUP rescan must not
+ * send a delivered message again); then it is gone, the other stays.
+ */
+START_TEST(test_queue_remove_async)
+{
+	struct queue		*q;
+	struct event_base	*base;
+	char			 id[ENVELOPE_ID_MAX], id2[ENVELOPE_ID_MAX];
+	int			 n = 0;
+
+	q = open_queue();
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	commit_one(q, id, sizeof(id));
+	commit_one(q, id2, sizeof(id2));
+	ck_assert_int_eq(queue_remove_async(q, base, id), 0);
+	ck_assert_uint_eq(queue_async_pending(q), 1);
+	ck_assert_int_eq(queue_scan(q, scan_count, &n), 0);
+	ck_assert_int_eq(n, 1);
+	async_wait(q, base);
+	ck_assert_int_eq(access(qpath("queue", id), F_OK), -1);
+	ck_assert_int_eq(access(qpath("queue", id2), F_OK), 0);
+	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 1);
+	errno = 0;
+	ck_assert_int_eq(queue_remove_async(q, base, "../x"), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	queue_close(q);
+	event_base_free(base);
+}
+END_TEST
+
+/*
  * The fsync of queue/ fails after the rename: the commit reports EIO and
  * the entry is gone from queue/ (the client will be told it was not
  * accepted, so it must not be delivered); tmp/ is empty too.  The next
@@ -1332,6 +1365,7 @@ queue_suite(void)
 	tcase_add_test(tc, test_queue_commit_async_enospc);
 	tcase_add_test(tc, test_queue_scan_skips_committing);
 	tcase_add_test(tc, test_queue_commit_async_dir_fsync_fails);
+	tcase_add_test(tc, test_queue_remove_async);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("store");
