@@ -773,7 +773,8 @@ static const struct {
 /*
  * Five messages due at once for one account: they go over one
  * authenticated connection after another, at most conn-messages each,
- * one AUTH per connection.
+ * one AUTH per connection, each connection after the first resuming the
+ * TLS session.
  */
 START_TEST(test_gmail_connection_reuse)
 {
@@ -784,7 +785,7 @@ START_TEST(test_gmail_connection_reuse)
 			    "600", "--conn-messages",
 			    reuse_cases[_i].conn_messages, NULL };
 	struct harness_proc	*d;
-	int		 port, nconn, nauth;
+	int		 port, nconn, nauth, nfull, nresumed;
 	size_t		 i;
 
 	port = harness_free_port();
@@ -807,6 +808,12 @@ START_TEST(test_gmail_connection_reuse)
 	gm_assert(harness_grep(path, "delivered ") == 5, "deliveries");
 	gm_assert(harness_grep(d->log, "(connection reused, message ") ==
 	    5 - reuse_cases[_i].connections, "reuse log lines");
+	/* Each reconnection resumes the TLS session of the one before. */
+	nfull = harness_grep(path, "resumed=no");
+	nresumed = harness_grep(path, "resumed=yes");
+	gm_assert(nfull == 1 && nresumed == nconn - 1,
+	    "%d full TLS handshakes and %d resumed, want 1 and %d", nfull,
+	    nresumed, nconn - 1);
 }
 END_TEST
 

@@ -13,7 +13,8 @@
  *			"tls: yes|no", "auth-tls: yes|no"; renamed into place
  *			after the .eml, so a test that sees it sees both
  *	events.log	one line per event, flushed at once:
- *			connect N, starttls N, tls N version=V, tlsfail N
+ *			connect N, starttls N, tls N version=V resumed=yes|no,
+ *			tlsfail N
  *			reason=R, auth N user=U tls=yes|no result=CODE,
  *			mail N from=A, delivered N file=F, tempfail N,
  *			drop N, close N
@@ -392,8 +393,8 @@ standin_tls_done(struct standin_sess *s)
 	SSL	*ssl = bufferevent_openssl_get_ssl(s->bev);
 
 	s->tls = true;
-	standin_event(s->si, "tls %u version=%s", s->conn,
-	    SSL_get_version(ssl));
+	standin_event(s->si, "tls %u version=%s resumed=%s", s->conn,
+	    SSL_get_version(ssl), SSL_session_reused(ssl) ? "yes" : "no");
 	log_debug("%u TLS %s %s", s->conn, SSL_get_version(ssl),
 	    SSL_get_cipher_name(ssl));
 	s->greeted = false;
