@@ -140,6 +140,7 @@ static int	queue_subdir_open(struct queue *, int, enum queue_subdir,
 static int	queue_purge(int, const char *, int);
 static void	queue_purge_removed(struct queue *);
 static bool	queue_committing(const struct queue *, const char *);
+static void	queue_enqueue(struct queue *, struct queue_commit *);
 static void	queue_commit_undo(struct queue *, struct queue_commit *, int);
 static int	queue_new_id(char *, size_t);
 static int	queue_write_file(int, const char *, const void *, size_t, int);
@@ -946,6 +947,18 @@ fail:
 	return -1;
 }
 
+/* Hand c to the workers; it is pending (and hidden from scans) until done. */
+static void
+queue_enqueue(struct queue *q, struct queue_commit *c)
+{
+	TAILQ_INSERT_TAIL(&q->pending, c, pend);
+	q->npending++;
+	pthread_mutex_lock(&q->lock);
+	STAILQ_INSERT_TAIL(&q->jobs, c, link);
+	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+}
+
 /* Hand the commit's blocking part to the workers. */
 int
 queue_tx_commit_async(struct queue_tx *tx, struct event_base *base,
@@ -962,12 +975,7 @@ queue_tx_commit_async(struct queue_tx *tx, struct event_base *base,
 	}
 	c->done = done;
 	c->arg = arg;
-	TAILQ_INSERT_TAIL(&q->pending, c, pend);
-	q->npending++;
-	pthread_mutex_lock(&q->lock);
-	STAILQ_INSERT_TAIL(&q->jobs, c, link);
-	pthread_cond_signal(&q->wake);
-	pthread_mutex_unlock(&q->lock);
+	queue_enqueue(q, c);
 	return 0;
 }
 
@@ -989,12 +997,7 @@ queue_remove_async(struct queue *q, struct event_base *base, const char *id)
 	c = xcalloc(1, sizeof(*c));
 	c->remove = true;
 	str_copy(c->id, id, sizeof(c->id));
-	TAILQ_INSERT_TAIL(&q->pending, c, pend);
-	q->npending++;
-	pthread_mutex_lock(&q->lock);
-	STAILQ_INSERT_TAIL(&q->jobs, c, link);
-	pthread_cond_signal(&q->wake);
-	pthread_mutex_unlock(&q->lock);
+	queue_enqueue(q, c);
 	return 0;
 }
 
