@@ -1,5 +1,5 @@
 /*
- * sasl.c: AUTH PLAIN (RFC 4616) and AUTH LOGIN payloads.
+ * sasl.c: AUTH PLAIN (RFC 4616), AUTH LOGIN and AUTH XOAUTH2 payloads.
  *
  * Every buffer that held a user name or password in clear or in base64 is
  * wiped before return, on success and on failure.  Reasons returned by the
@@ -14,6 +14,11 @@
 
 /* authzid NUL authcid NUL passwd, each field below SASL_FIELD_MAX. */
 #define SASL_PLAIN_MAX	(3 * SASL_FIELD_MAX)
+
+#define SASL_XO_USER	"user="
+#define SASL_XO_AUTH	"\001auth=Bearer "
+/* "user=" U "\1auth=Bearer " T "\1\1", each field below SASL_FIELD_MAX. */
+#define SASL_XOAUTH2_MAX	(2 * SASL_FIELD_MAX + 32)
 
 /* Wipe both fields of a credential. */
 void
@@ -149,4 +154,111 @@ sasl_login_decode(const char *b64, char *out, size_t outlen)
 	}
 	out[n] = '\0';
 	return 0;
+}
+
+/* Encode the XOAUTH2 initial response for cred as NUL-terminated base64. */
+int
+sasl_xoauth2_encode(const struct sasl_cred *cred, char *out, size_t outlen)
+{
+	char	 buf[SASL_XOAUTH2_MAX];
+	size_t	 ulen, tlen, n;
+	int	 rc = -1;
+
+	ulen = strnlen(cred->user, SASL_FIELD_MAX);
+	tlen = strnlen(cred->pass, SASL_FIELD_MAX);
+	if (ulen == SASL_FIELD_MAX || tlen == SASL_FIELD_MAX)
+		return -1;
+	n = 0;
+	memcpy(buf, SASL_XO_USER, strlen(SASL_XO_USER));
+	n += strlen(SASL_XO_USER);
+	memcpy(buf + n, cred->user, ulen);
+	n += ulen;
+	memcpy(buf + n, SASL_XO_AUTH, strlen(SASL_XO_AUTH));
+	n += strlen(SASL_XO_AUTH);
+	memcpy(buf + n, cred->pass, tlen);
+	n += tlen;
+	buf[n++] = '\001';
+	buf[n++] = '\001';
+	if (base64_encode(buf, n, out, outlen, 0) != (size_t)-1)
+		rc = 0;
+	secure_zero(buf, sizeof(buf));
+	return rc;
+}
+
+/* Split a decoded XOAUTH2 response into cred; 0, or -1 with a reason. */
+static int
+sasl_xoauth2_split(const char *buf, size_t len, struct sasl_cred *cred,
+    const char **reason)
+{
+	const char	*user, *tok, *end;
+	size_t		 ulen, tlen, i, alen;
+
+	*reason = "malformed XOAUTH2 response";
+	if (len < strlen(SASL_XO_USER) ||
+	    memcmp(buf, SASL_XO_USER, strlen(SASL_XO_USER)) != 0)
+		return -1;
+	user = buf + strlen(SASL_XO_USER);
+	end = buf + len;
+	if ((tok = memchr(user, '\001', (size_t)(end - user))) == NULL)
+		return -1;
+	ulen = (size_t)(tok - user);
+	alen = strlen(SASL_XO_AUTH);
+	if ((size_t)(end - tok) < alen || memcmp(tok, SASL_XO_AUTH, alen) != 0)
+		return -1;
+	tok += alen;
+	/* The token runs to the closing "\1\1", which ends the response. */
+	if ((size_t)(end - tok) < 2 || end[-1] != '\001' || end[-2] != '\001')
+		return -1;
+	tlen = (size_t)(end - tok) - 2;
+	for (i = 0; i < ulen; i++)
+		if ((unsigned char)user[i] < 0x20 || user[i] == 0x7f)
+			return -1;
+	for (i = 0; i < tlen; i++)
+		if ((unsigned char)tok[i] <= 0x20 || (unsigned char)tok[i] >= 0x7f)
+			return -1;
+	if (ulen == 0 || tlen == 0) {
+		*reason = "empty user name or token";
+		return -1;
+	}
+	if (ulen >= SASL_FIELD_MAX || tlen >= SASL_FIELD_MAX) {
+		*reason = "user name or token too long";
+		return -1;
+	}
+	memcpy(cred->user, user, ulen);
+	cred->user[ulen] = '\0';
+	memcpy(cred->pass, tok, tlen);
+	cred->pass[tlen] = '\0';
+	cred->mech = SASL_MECH_XOAUTH2;
+	return 0;
+}
+
+/* Decode a base64 XOAUTH2 response into cred; 0, or -1 with a reason. */
+int
+sasl_xoauth2_decode(const char *b64, struct sasl_cred *cred,
+    const char **reason)
+{
+	char		 buf[SASL_XOAUTH2_MAX];
+	const char	*dummy;
+	size_t		 len;
+	long		 n;
+	int		 rc = -1;
+
+	if (reason == NULL)
+		reason = &dummy;
+	sasl_cred_clear(cred);
+	len = strlen(b64);
+	if (len > base64_encoded_len(sizeof(buf))) {
+		*reason = "XOAUTH2 response too long";
+		return -1;
+	}
+	if ((n = base64_decode(b64, len, buf, sizeof(buf))) == -1) {
+		*reason = "invalid base64";
+		goto out;
+	}
+	rc = sasl_xoauth2_split(buf, (size_t)n, cred, reason);
+	if (rc == -1)
+		sasl_cred_clear(cred);
+ out:
+	secure_zero(buf, sizeof(buf));
+	return rc;
 }

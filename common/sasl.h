@@ -1,5 +1,6 @@
 /*
- * sasl.h: AUTH PLAIN (RFC 4616) and AUTH LOGIN encoding and decoding.
+ * sasl.h: AUTH PLAIN (RFC 4616), AUTH LOGIN and AUTH XOAUTH2 encoding and
+ * decoding.
  * Every temporary holding a secret is wiped before return.
  */
 #ifndef RELAYQ_SASL_H
@@ -9,9 +10,16 @@
 
 #define SASL_FIELD_MAX	256		/* user or password, plus NUL */
 
+/* How the secret is used: PLAIN/LOGIN password, or an OAuth2 token. */
+enum sasl_mech {
+	SASL_MECH_PLAIN = 0,		/* zeroed credentials are PLAIN */
+	SASL_MECH_XOAUTH2
+};
+
 struct sasl_cred {
-	char	user[SASL_FIELD_MAX];
-	char	pass[SASL_FIELD_MAX];
+	char		user[SASL_FIELD_MAX];
+	char		pass[SASL_FIELD_MAX];	/* password or access token */
+	enum sasl_mech	mech;
 };
 
 /* Wipe a credential. */
@@ -33,5 +41,18 @@ int	sasl_plain_decode(const char *b64, struct sasl_cred *,
 int	sasl_login_encode(const char *field, char *out, size_t outlen);
 /* Decode one LOGIN field into out (NUL-terminated); 0 or -1. */
 int	sasl_login_decode(const char *b64, char *out, size_t outlen);
+/*
+ * Encode "user=U\x01auth=Bearer T\x01\x01" (U the user, T the token in
+ * pass) as NUL-terminated base64 into out.  0, or -1 if it does not fit.
+ */
+int	sasl_xoauth2_encode(const struct sasl_cred *, char *out, size_t outlen);
+/*
+ * Decode a base64 XOAUTH2 initial response into cred (mech XOAUTH2).  The
+ * user must be non-empty without control characters, the token non-empty
+ * printable ASCII without spaces, both shorter than SASL_FIELD_MAX.
+ * 0, or -1 with a short reason that never quotes the input.
+ */
+int	sasl_xoauth2_decode(const char *b64, struct sasl_cred *,
+	    const char **reason);
 
 #endif /* RELAYQ_SASL_H */

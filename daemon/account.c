@@ -54,12 +54,15 @@ account_table_free(struct account_table *t)
 	free(t);
 }
 
-/* HMAC-SHA256(secret, user "\0" pass) into key; the input copy is wiped. */
+/*
+ * HMAC-SHA256(secret, user "\0" pass "\0" mech) into key, so a password and
+ * a token of the same text are two accounts; the input copy is wiped.
+ */
 static void
 account_hash(const struct account_table *t, const struct sasl_cred *cred,
     unsigned char key[ACCOUNT_KEY_LEN])
 {
-	unsigned char	 buf[2 * SASL_FIELD_MAX + 1];
+	unsigned char	 buf[2 * SASL_FIELD_MAX + 3];
 	unsigned int	 len = ACCOUNT_KEY_LEN;
 	size_t		 ulen, plen;
 
@@ -68,8 +71,10 @@ account_hash(const struct account_table *t, const struct sasl_cred *cred,
 	memcpy(buf, cred->user, ulen);
 	buf[ulen] = '\0';
 	memcpy(buf + ulen + 1, cred->pass, plen);
+	buf[ulen + 1 + plen] = '\0';
+	buf[ulen + 2 + plen] = cred->mech == SASL_MECH_XOAUTH2 ? 'X' : 'P';
 	if (HMAC(EVP_sha256(), t->secret, (int)sizeof(t->secret), buf,
-	    ulen + 1 + plen, key, &len) == NULL || len != ACCOUNT_KEY_LEN)
+	    ulen + 3 + plen, key, &len) == NULL || len != ACCOUNT_KEY_LEN)
 		fatalx("HMAC-SHA256 failed");
 	secure_zero(buf, sizeof(buf));
 }

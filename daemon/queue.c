@@ -53,6 +53,8 @@
 
 #define QUEUE_WBUF_SIZE		(64 * 1024)	/* message.eml write buffer */
 #define QUEUE_CRED_MAX		1024		/* base64 of a PLAIN blob + LF */
+/* Marks an OAuth2 token; without it the credentials are a password. */
+#define QUEUE_CRED_XOAUTH2	"XOAUTH2 "
 #define QUEUE_PURGE_DEPTH	4		/* tmp/<ID>/ holds plain files */
 #define QUEUE_ID_TRIES		8
 /*
@@ -578,12 +580,21 @@ queue_dump_envelope(const struct envelope *env, char **buf, size_t *len)
 	return rc;
 }
 
-/* The credentials file's text in buf: base64 of the PLAIN blob, LF. */
+/*
+ * The credentials file's text in buf: base64 of the PLAIN blob, LF, after
+ * "XOAUTH2 " when the secret is an OAuth2 token.
+ */
 static int
 queue_encode_cred(const struct sasl_cred *cred, char *buf, size_t buflen,
     size_t *len)
 {
-	if (sasl_plain_encode(cred, buf, buflen - 1) == -1) {
+	size_t	 mlen = 0;
+
+	if (cred->mech == SASL_MECH_XOAUTH2) {
+		mlen = strlen(QUEUE_CRED_XOAUTH2);
+		memcpy(buf, QUEUE_CRED_XOAUTH2, mlen);
+	}
+	if (sasl_plain_encode(cred, buf + mlen, buflen - mlen - 1) == -1) {
 		secure_zero(buf, buflen);
 		errno = EINVAL;
 		return -1;
@@ -1191,9 +1202,9 @@ int
 queue_load_cred(struct queue *q, const char *id, struct sasl_cred *cred)
 {
 	char		 buf[QUEUE_CRED_MAX];
-	const char	*reason;
+	const char	*reason, *b64;
 	ssize_t		 n = 0;
-	size_t		 len = 0;
+	size_t		 len = 0, mlen;
 	int		 fd, rc = -1, saved_errno = 0;
 
 	if ((fd = queue_open_file(q, id, QUEUE_CREDENTIALS)) == -1)
@@ -1212,9 +1223,14 @@ queue_load_cred(struct queue *q, const char *id, struct sasl_cred *cred)
 		saved_errno = EINVAL;
 	else {
 		buf[len - 1] = '\0';
-		if (sasl_plain_decode(buf, cred, &reason) == 0)
+		mlen = strlen(QUEUE_CRED_XOAUTH2);
+		b64 = strncmp(buf, QUEUE_CRED_XOAUTH2, mlen) == 0 ? buf + mlen :
+		    buf;
+		if (sasl_plain_decode(b64, cred, &reason) == 0) {
+			if (b64 != buf)
+				cred->mech = SASL_MECH_XOAUTH2;
 			rc = 0;
-		else
+		} else
 			saved_errno = EINVAL;
 	}
 	close(fd);

@@ -7,7 +7,8 @@
  * reply and picks the next state:
  *
  *	RESOLVE -> BANNER -> EHLO -> STARTTLS -> TLS -> EHLO2 -> AUTH ->
- *	(AUTH_PLAIN | AUTH_LOGIN -> AUTH_LOGIN_USER -> AUTH_LOGIN_PASS) ->
+ *	(AUTH_PLAIN | AUTH_LOGIN -> AUTH_LOGIN_USER -> AUTH_LOGIN_PASS |
+ *	AUTH_XOAUTH2 [-> AUTH_XOAUTH2_ERR]) ->
  *	MAIL -> RCPT (once per recipient) -> DATA -> BODY -> EOM -> QUIT
  *
  * With implicit TLS the handshake follows the TCP connect and the banner
@@ -96,6 +97,8 @@ enum relay_state {
 	RELAY_AUTH_LOGIN,
 	RELAY_AUTH_LOGIN_USER,
 	RELAY_AUTH_LOGIN_PASS,
+	RELAY_AUTH_XOAUTH2,
+	RELAY_AUTH_XOAUTH2_ERR,
 	RELAY_RSET,
 	RELAY_MAIL,
 	RELAY_RCPT,
@@ -127,6 +130,8 @@ static const struct {
 	[RELAY_AUTH_LOGIN] =		{ "AUTH_LOGIN", "AUTH", 334, 300 },
 	[RELAY_AUTH_LOGIN_USER] =	{ "AUTH_LOGIN_USER", "AUTH", 334, 300 },
 	[RELAY_AUTH_LOGIN_PASS] =	{ "AUTH_LOGIN_PASS", "AUTH", 235, 300 },
+	[RELAY_AUTH_XOAUTH2] =		{ "AUTH_XOAUTH2", "AUTH", 235, 300 },
+	[RELAY_AUTH_XOAUTH2_ERR] =	{ "AUTH_XOAUTH2_ERR", "AUTH", 235, 300 },
 	[RELAY_RSET] =			{ "RSET", "RSET", 250, 300 },
 	[RELAY_MAIL] =			{ "MAIL", "MAIL", 250, 300 },
 	[RELAY_RCPT] =			{ "RCPT", "RCPT", 250, 300 },
@@ -308,7 +313,8 @@ relay_take(struct relay *r, struct relay_job *job)
 	bool		 same;
 
 	same = strcmp(job->cred.user, r->cred.user) == 0 &&
-	    strcmp(job->cred.pass, r->cred.pass) == 0;
+	    strcmp(job->cred.pass, r->cred.pass) == 0 &&
+	    job->cred.mech == r->cred.mech;
 	secure_zero(&job->cred, sizeof(job->cred));
 	if (!same) {
 		if (job->msgfd != -1)
@@ -526,7 +532,10 @@ relay_send_secret(struct relay *r, const char *shown, const char *prefix,
 	line = xmalloc(RELAY_SECRET_MAX);
 	plen = strlen(prefix);
 	memcpy(line, prefix, plen);
-	if (field == NULL)
+	if (field == NULL && r->cred.mech == SASL_MECH_XOAUTH2)
+		rv = sasl_xoauth2_encode(&r->cred, line + plen,
+		    RELAY_SECRET_MAX - plen - 2);
+	else if (field == NULL)
 		rv = sasl_plain_encode(&r->cred, line + plen,
 		    RELAY_SECRET_MAX - plen - 2);
 	else
@@ -563,6 +572,8 @@ relay_stage(const struct relay *r)
 	case RELAY_AUTH_LOGIN:
 	case RELAY_AUTH_LOGIN_USER:
 	case RELAY_AUTH_LOGIN_PASS:
+	case RELAY_AUTH_XOAUTH2:
+	case RELAY_AUTH_XOAUTH2_ERR:
 		return RELAY_STAGE_AUTH;
 	case RELAY_MAIL:
 		return RELAY_STAGE_MAIL;
@@ -861,7 +872,10 @@ relay_starttls_response(struct relay *r)
 	relay_enter(r, RELAY_TLS);
 }
 
-/* Pick a mechanism; credentials go only over verified TLS. */
+/*
+ * Pick a mechanism; credentials go only over verified TLS.  An OAuth2
+ * token goes only by XOAUTH2.
+ */
 static void
 relay_auth(struct relay *r)
 {
@@ -873,7 +887,15 @@ relay_auth(struct relay *r)
 		    r->host);
 		return;
 	}
-	if (r->ehlo.auth & SMTP_AUTH_PLAIN)
+	if (r->cred.mech == SASL_MECH_XOAUTH2) {
+		if (r->ehlo.auth & SMTP_AUTH_XOAUTH2)
+			relay_enter(r, RELAY_AUTH_XOAUTH2);
+		else {
+			snprintf(reason, sizeof(reason),
+			    "XOAUTH2 not offered by %s", r->host);
+			relay_quit(r, RELAY_TEMPFAIL, reason);
+		}
+	} else if (r->ehlo.auth & SMTP_AUTH_PLAIN)
 		relay_enter(r, RELAY_AUTH_PLAIN);
 	else if (r->ehlo.auth & SMTP_AUTH_LOGIN)
 		relay_enter(r, RELAY_AUTH_LOGIN);
@@ -885,9 +907,11 @@ relay_auth(struct relay *r)
 }
 
 /*
- * Send one AUTH step.  PLAIN goes with its initial response.  LOGIN
- * takes Gmail's three steps: "AUTH LOGIN", the user name after "334
- * VXNlcm5hbWU6" (Username:), the password after "334 UGFzc3dvcmQ6".
+ * Send one AUTH step.  PLAIN and XOAUTH2 go with their initial response.
+ * LOGIN takes Gmail's three steps: "AUTH LOGIN", the user name after "334
+ * VXNlcm5hbWU6" (Username:), the password after "334 UGFzc3dvcmQ6".  An
+ * XOAUTH2 error challenge (334 + base64 JSON) takes an empty line, never
+ * RSET, and the server then gives the real reply (535 or 454).
  */
 static void
 relay_auth_send(struct relay *r)
@@ -897,7 +921,17 @@ relay_auth_send(struct relay *r)
 	r->auth_sent = true;
 	if (r->state == RELAY_AUTH_PLAIN)
 		rv = relay_send_secret(r, "AUTH PLAIN", "AUTH PLAIN ", NULL);
-	else if (r->state == RELAY_AUTH_LOGIN) {
+	else if (r->state == RELAY_AUTH_XOAUTH2)
+		rv = relay_send_secret(r, "AUTH XOAUTH2", "AUTH XOAUTH2 ",
+		    NULL);
+	else if (r->state == RELAY_AUTH_XOAUTH2_ERR) {
+		str_copy(r->cmd, "AUTH XOAUTH2", sizeof(r->cmd));
+		log_debug("%s relay C: (empty line after the XOAUTH2 error)",
+		    r->id);
+		relay_show(r, "C", "%s", "");
+		bufferevent_write(r->bev, "\r\n", 2);
+		rv = 0;
+	} else if (r->state == RELAY_AUTH_LOGIN) {
 		relay_send(r, "AUTH LOGIN");
 		rv = 0;
 	} else if (r->state == RELAY_AUTH_LOGIN_USER)
@@ -1338,6 +1372,8 @@ relay_enter(struct relay *r, enum relay_state state)
 	case RELAY_AUTH_LOGIN:
 	case RELAY_AUTH_LOGIN_USER:
 	case RELAY_AUTH_LOGIN_PASS:
+	case RELAY_AUTH_XOAUTH2:
+	case RELAY_AUTH_XOAUTH2_ERR:
 		relay_auth_send(r);
 		break;
 	case RELAY_RSET:
@@ -1451,6 +1487,10 @@ relay_response(struct relay *r)
 		relay_rcpt_response(r);
 		return;
 	}
+	if (r->state == RELAY_AUTH_XOAUTH2 && r->reply.code == 334) {
+		relay_enter(r, RELAY_AUTH_XOAUTH2_ERR);
+		return;
+	}
 	if (r->reply.code != relay_states[r->state].expect &&
 	    !(r->state == RELAY_RCPT && r->reply.code == 251)) {
 		relay_reply_fail(r);
@@ -1482,6 +1522,8 @@ relay_response(struct relay *r)
 		break;
 	case RELAY_AUTH_PLAIN:
 	case RELAY_AUTH_LOGIN_PASS:
+	case RELAY_AUTH_XOAUTH2:
+	case RELAY_AUTH_XOAUTH2_ERR:
 		relay_auth_response(r);
 		break;
 	case RELAY_RSET:

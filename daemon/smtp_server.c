@@ -7,7 +7,8 @@
  * proceed}: check enforces the sequence and syntax and replies itself on
  * refusal; proceed only does the work.
  *
- *	COMMAND ---AUTH---> AUTH_PLAIN | AUTH_LOGIN_USER -> AUTH_LOGIN_PASS
+ *	COMMAND ---AUTH---> AUTH_PLAIN | AUTH_XOAUTH2 |
+ *	                    AUTH_LOGIN_USER -> AUTH_LOGIN_PASS
  *	   ^  |                         (235/5xx back to COMMAND)
  *	   |  +---DATA 354---> DATA ---"."---> COMMIT ---250/4xx---+
  *	   +-------------------------------------------------------+
@@ -69,6 +70,7 @@ enum smtps_state {
 	SMTPS_AUTH_PLAIN,
 	SMTPS_AUTH_LOGIN_USER,
 	SMTPS_AUTH_LOGIN_PASS,
+	SMTPS_AUTH_XOAUTH2,
 	SMTPS_DATA,
 	SMTPS_COMMIT,
 	SMTPS_CLOSING
@@ -192,6 +194,7 @@ static const char *const smtp_server_states[] = {
 	[SMTPS_AUTH_PLAIN] = "AUTH_PLAIN",
 	[SMTPS_AUTH_LOGIN_USER] = "AUTH_LOGIN_USER",
 	[SMTPS_AUTH_LOGIN_PASS] = "AUTH_LOGIN_PASS",
+	[SMTPS_AUTH_XOAUTH2] = "AUTH_XOAUTH2",
 	[SMTPS_DATA] = "DATA",
 	[SMTPS_COMMIT] = "COMMIT",
 	[SMTPS_CLOSING] = "CLOSING"
@@ -422,6 +425,7 @@ smtp_server_line_max(const struct smtp_server *s, struct evbuffer *in)
 	case SMTPS_AUTH_PLAIN:
 	case SMTPS_AUTH_LOGIN_USER:
 	case SMTPS_AUTH_LOGIN_PASS:
+	case SMTPS_AUTH_XOAUTH2:
 		return SMTPS_AUTH_LINE_MAX;
 	default:
 		if (evbuffer_copyout(in, verb, sizeof(verb)) ==
@@ -457,6 +461,7 @@ smtp_server_too_long(struct smtp_server *s)
 	case SMTPS_AUTH_PLAIN:
 	case SMTPS_AUTH_LOGIN_USER:
 	case SMTPS_AUTH_LOGIN_PASS:
+	case SMTPS_AUTH_XOAUTH2:
 		sasl_cred_clear(&s->cred);
 		s->state = SMTPS_COMMAND;
 		smtp_server_reply(s, "500 5.5.2 Line too long");
@@ -634,7 +639,7 @@ smtp_server_proceed_ehlo(struct smtp_server *s, const char *arg)
 	smtp_server_reply(s, "250-8BITMIME");
 	smtp_server_reply(s, "250-SIZE %zu", s->params.max_size);
 	smtp_server_reply(s, "250-ENHANCEDSTATUSCODES");
-	smtp_server_reply(s, "250-AUTH PLAIN LOGIN");
+	smtp_server_reply(s, "250-AUTH PLAIN LOGIN XOAUTH2");
 	smtp_server_reply(s, "250 ETRN");
 }
 
@@ -655,7 +660,7 @@ smtp_server_auth_split(struct smtp_server *s, const char *arg)
 	return arg;
 }
 
-/* AUTH: after EHLO, once, outside a transaction, PLAIN or LOGIN. */
+/* AUTH: after EHLO, once, outside a transaction, PLAIN, LOGIN or XOAUTH2. */
 static bool
 smtp_server_check_auth(struct smtp_server *s, const char *arg)
 {
@@ -672,7 +677,8 @@ smtp_server_check_auth(struct smtp_server *s, const char *arg)
 			smtp_server_reply(s,
 			    "501 5.5.4 Syntax: AUTH mechanism [response]");
 		else if (strcasecmp(s->addr, "PLAIN") != 0 &&
-		    strcasecmp(s->addr, "LOGIN") != 0)
+		    strcasecmp(s->addr, "LOGIN") != 0 &&
+		    strcasecmp(s->addr, "XOAUTH2") != 0)
 			smtp_server_reply(s,
 			    "504 5.5.4 Unrecognized authentication type");
 		else
@@ -728,6 +734,24 @@ smtp_server_auth_plain(struct smtp_server *s, const char *b64)
 		smtp_server_auth_done(s, "PLAIN");
 }
 
+/*
+ * The XOAUTH2 response ("user=U^Aauth=Bearer T^A^A" in base64), from the
+ * AUTH line or its continuation: the token is kept as the secret, marked
+ * XOAUTH2.  A response that is not that form is a syntax error (501).
+ */
+static void
+smtp_server_auth_xoauth2(struct smtp_server *s, const char *b64)
+{
+	const char	*reason;
+
+	if (!smtp_server_b64_ok(b64))
+		smtp_server_auth_fail(s, "501 5.5.2 Cannot decode response");
+	else if (sasl_xoauth2_decode(b64, &s->cred, &reason) == -1)
+		smtp_server_auth_fail(s, "501 5.5.2 Malformed XOAUTH2 response");
+	else
+		smtp_server_auth_done(s, "XOAUTH2");
+}
+
 /* One LOGIN field (user or password) into out. */
 static int
 smtp_server_auth_field(struct smtp_server *s, const char *b64, char *out,
@@ -756,7 +780,7 @@ smtp_server_auth_login_user(struct smtp_server *s, const char *b64)
 	smtp_server_reply(s, "334 UGFzc3dvcmQ6");
 }
 
-/* Start PLAIN or LOGIN, with or without an initial response. */
+/* Start PLAIN, LOGIN or XOAUTH2, with or without an initial response. */
 static void
 smtp_server_proceed_auth(struct smtp_server *s, const char *arg)
 {
@@ -770,6 +794,13 @@ smtp_server_proceed_auth(struct smtp_server *s, const char *arg)
 			smtp_server_auth_plain(s, ir);
 		else {
 			s->state = SMTPS_AUTH_PLAIN;
+			smtp_server_reply(s, "334 ");
+		}
+	} else if (strcasecmp(s->addr, "XOAUTH2") == 0) {
+		if (ir[0] != '\0')
+			smtp_server_auth_xoauth2(s, ir);
+		else {
+			s->state = SMTPS_AUTH_XOAUTH2;
 			smtp_server_reply(s, "334 ");
 		}
 	} else if (ir[0] != '\0')
@@ -791,6 +822,9 @@ smtp_server_auth_line(struct smtp_server *s, const char *line)
 	switch (s->state) {
 	case SMTPS_AUTH_PLAIN:
 		smtp_server_auth_plain(s, line);
+		break;
+	case SMTPS_AUTH_XOAUTH2:
+		smtp_server_auth_xoauth2(s, line);
 		break;
 	case SMTPS_AUTH_LOGIN_USER:
 		smtp_server_auth_login_user(s, line);

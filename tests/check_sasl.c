@@ -1,5 +1,5 @@
 /*
- * check_sasl.c: AUTH PLAIN and AUTH LOGIN payloads.
+ * check_sasl.c: AUTH PLAIN, AUTH LOGIN and AUTH XOAUTH2 payloads.
  */
 #include <string.h>
 
@@ -220,6 +220,96 @@ START_TEST(test_sasl_login_decode_rejects)
 }
 END_TEST
 
+/* Google's XOAUTH2 example (user someuser@example.com, its token). */
+#define XO_EXAMPLE	"dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5" \
+	"LnZGOWRmdDRxbVRjMk52YjNSbGNrQmhkSFJoZG1semRHRXVZMjl0Q2cBAQ=="
+#define XO_TOKEN	"ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg"
+
+START_TEST(test_sasl_xoauth2_encode)
+{
+	struct sasl_cred	 c;
+	char			 out[256];
+
+	memset(&c, 0, sizeof(c));
+	strcpy(c.user, "someuser@example.com");
+	strcpy(c.pass, XO_TOKEN);
+	c.mech = SASL_MECH_XOAUTH2;
+	ck_assert_int_eq(sasl_xoauth2_encode(&c, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, XO_EXAMPLE);
+	ck_assert_int_eq(sasl_xoauth2_encode(&c, out, strlen(XO_EXAMPLE)), -1);
+	memset(c.pass, 't', sizeof(c.pass));
+	ck_assert_int_eq(sasl_xoauth2_encode(&c, out, sizeof(out)), -1);
+}
+END_TEST
+
+START_TEST(test_sasl_xoauth2_roundtrip)
+{
+	struct sasl_cred	 c, d;
+	char			 out[1100];
+	const char		*why = NULL;
+
+	ck_assert_int_eq(sasl_xoauth2_decode(XO_EXAMPLE, &d, &why), 0);
+	ck_assert_str_eq(d.user, "someuser@example.com");
+	ck_assert_str_eq(d.pass, XO_TOKEN);
+	ck_assert_int_eq(d.mech, SASL_MECH_XOAUTH2);
+	memset(&c, 0, sizeof(c));
+	memset(c.user, 'u', SASL_FIELD_MAX - 1);
+	memset(c.pass, 'T', SASL_FIELD_MAX - 1);
+	ck_assert_int_eq(sasl_xoauth2_encode(&c, out, sizeof(out)), 0);
+	ck_assert_int_eq(sasl_xoauth2_decode(out, &d, &why), 0);
+	ck_assert_str_eq(d.user, c.user);
+	ck_assert_str_eq(d.pass, c.pass);
+	/* A PLAIN decode of the same kind of input is PLAIN. */
+	ck_assert_int_eq(sasl_plain_decode("AHRpbQB0YW5zdGFhZnRhbnN0YWFm", &d,
+	    &why), 0);
+	ck_assert_int_eq(d.mech, SASL_MECH_PLAIN);
+}
+END_TEST
+
+static const struct {
+	const char	*raw;
+	size_t		 len;		/* 0: strlen(raw) */
+	const char	*reason;
+} xoauth2_bad[] = {
+	{ "", 0, "malformed XOAUTH2 response" },
+	{ "user=a\001auth=Bearer t\001", 0, "malformed XOAUTH2 response" },
+	{ "user=a\001auth=Bearer t", 0, "malformed XOAUTH2 response" },
+	{ "usr=a\001auth=Bearer t\001\001", 0, "malformed XOAUTH2 response" },
+	{ "user=a\001auth=Basic t\001\001", 0, "malformed XOAUTH2 response" },
+	{ "user=a\001auth=Bearer\001\001", 0, "malformed XOAUTH2 response" },
+	{ "user=a\001auth=Bearer t t\001\001", 0,
+	    "malformed XOAUTH2 response" },
+	{ "user=a\001auth=Bearer t\001\001\001", 0,
+	    "malformed XOAUTH2 response" },
+	{ "user=a\001auth=Bearer t\001\001x", 0,
+	    "malformed XOAUTH2 response" },
+	{ "user=a\nb\001auth=Bearer t\001\001", 0,
+	    "malformed XOAUTH2 response" },
+	{ "user=a\0b\001auth=Bearer t\001\001", 24,
+	    "malformed XOAUTH2 response" },
+	{ "user=\001auth=Bearer t\001\001", 0, "empty user name or token" },
+	{ "user=a\001auth=Bearer \001\001", 0, "empty user name or token" },
+};
+
+START_TEST(test_sasl_xoauth2_decode_rejects)
+{
+	struct sasl_cred	 d;
+	char			 in[256];
+	const char		*why = NULL;
+	size_t			 len;
+
+	len = xoauth2_bad[_i].len != 0 ? xoauth2_bad[_i].len :
+	    strlen(xoauth2_bad[_i].raw);
+	b64(xoauth2_bad[_i].raw, len, in, sizeof(in));
+	memset(&d, 'x', sizeof(d));
+	ck_assert_int_eq(sasl_xoauth2_decode(in, &d, &why), -1);
+	ck_assert_str_eq(why, xoauth2_bad[_i].reason);
+	ck_assert_uint_eq(strlen(d.user) + strlen(d.pass), 0);
+	ck_assert_int_eq(sasl_xoauth2_decode("!!!!", &d, &why), -1);
+	ck_assert_str_eq(why, "invalid base64");
+}
+END_TEST
+
 Suite *
 sasl_suite(void)
 {
@@ -240,6 +330,13 @@ sasl_suite(void)
 	tcase_add_test(tc, test_sasl_login);
 	tcase_add_loop_test(tc, test_sasl_login_decode_rejects, 0,
 	    (int)nitems_ck(login_bad));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("xoauth2");
+	tcase_add_test(tc, test_sasl_xoauth2_encode);
+	tcase_add_test(tc, test_sasl_xoauth2_roundtrip);
+	tcase_add_loop_test(tc, test_sasl_xoauth2_decode_rejects, 0,
+	    (int)nitems_ck(xoauth2_bad));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("errors");

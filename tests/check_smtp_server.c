@@ -29,6 +29,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "base64.h"
 #include "check_relayq.h"
 #include "envelope.h"
 #include "log.h"
@@ -796,6 +797,142 @@ START_TEST(test_smtp_server_auth_errors)
 }
 END_TEST
 
+/* ---- AUTH XOAUTH2 ---- */
+
+#define TOKEN		"ya29.a0Af-token_value~1"
+
+/* base64 of raw bytes into out. */
+static const char *
+xo_b64(const char *raw, char *out, size_t outlen)
+{
+	ck_assert_uint_ne(base64_encode(raw, strlen(raw), out, outlen, 0),
+	    (size_t)-1);
+	return out;
+}
+
+static const struct {
+	const char	*name;
+	bool		 continuation;	/* AUTH XOAUTH2, 334, response */
+	const char	*raw;		/* NULL: not base64 at all */
+	const char	*reply;
+} xoauth2_cases[] = {
+	{ "initial response", false,
+	    "user=" USER "\001auth=Bearer " TOKEN "\001\001",
+	    "235 2.7.0 Authentication accepted" },
+	{ "334 continuation", true,
+	    "user=" USER "\001auth=Bearer " TOKEN "\001\001",
+	    "235 2.7.0 Authentication accepted" },
+	{ "no closing ^A^A", false,
+	    "user=" USER "\001auth=Bearer " TOKEN,
+	    "501 5.5.2 Malformed XOAUTH2 response" },
+	{ "not Bearer", true,
+	    "user=" USER "\001auth=Basic " TOKEN "\001\001",
+	    "501 5.5.2 Malformed XOAUTH2 response" },
+	{ "empty token", false,
+	    "user=" USER "\001auth=Bearer \001\001",
+	    "501 5.5.2 Malformed XOAUTH2 response" },
+	{ "a PLAIN blob", false, "\001" USER "\001" PASS,
+	    "501 5.5.2 Malformed XOAUTH2 response" },
+	{ "bad base64", false, NULL, "501 5.5.2 Cannot decode response" },
+	{ "bad base64, continuation", true, NULL,
+	    "501 5.5.2 Cannot decode response" },
+};
+
+/*
+ * AUTH XOAUTH2, with its initial response or after "334 ": a well-formed
+ * response is 235 and the entry's credentials file holds the token marked
+ * XOAUTH2; anything else is 501 and the session still works for PLAIN.
+ */
+START_TEST(test_smtp_server_auth_xoauth2)
+{
+	struct sasl_cred	 cred;
+	char			 b64[1024], line[1200], path[512], file[1100];
+	ssize_t			 n;
+	int			 fd;
+
+	start();
+	say("EHLO c\r\n");
+	if (xoauth2_cases[_i].raw != NULL)
+		xo_b64(xoauth2_cases[_i].raw, b64, sizeof(b64));
+	else
+		strcpy(b64, "not*base64!");
+	if (xoauth2_cases[_i].continuation) {
+		say("AUTH XOAUTH2\r\n");
+		ck_assert_str_eq(last_reply(), "334 ");
+		snprintf(line, sizeof(line), "%s\r\n", b64);
+	} else
+		snprintf(line, sizeof(line), "AUTH XOAUTH2 %s\r\n", b64);
+	say(line);
+	ck_assert_msg(strcmp(last_reply(), xoauth2_cases[_i].reply) == 0,
+	    "%s: %s", xoauth2_cases[_i].name, last_reply());
+	if (xoauth2_cases[_i].reply[0] != '2') {
+		say(auth_plain_line(line, sizeof(line)));
+		ck_assert_str_eq(last_reply(),
+		    "235 2.7.0 Authentication accepted");
+	}
+	say("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+	    "x\r\n.\r\n");
+	ck_assert_int_eq(h.nqueued, 1);
+	ck_assert_int_eq(queue_load_cred(h.q, h.queued_id, &cred), 0);
+	ck_assert_str_eq(cred.user, USER);
+	snprintf(path, sizeof(path), "%s/queue/%s/credentials", h.qdir,
+	    h.queued_id);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	n = read(fd, file, sizeof(file) - 1);
+	close(fd);
+	ck_assert_int_gt(n, 0);
+	file[n] = '\0';
+	if (xoauth2_cases[_i].reply[0] == '2') {
+		ck_assert_str_eq(cred.pass, TOKEN);
+		ck_assert_int_eq(cred.mech, SASL_MECH_XOAUTH2);
+		ck_assert_msg(strncmp(file, "XOAUTH2 ", 8) == 0, "%s", file);
+	} else {
+		ck_assert_str_eq(cred.pass, PASS);
+		ck_assert_int_eq(cred.mech, SASL_MECH_PLAIN);
+		ck_assert_msg(strncmp(file, "XOAUTH2 ", 8) != 0, "%s", file);
+	}
+}
+END_TEST
+
+/* Neither the token nor the XOAUTH2 response ever reaches the log. */
+START_TEST(test_smtp_server_token_not_logged)
+{
+	char	 path[128], b64[1024], line[1200], buf[8192];
+	ssize_t	 n;
+	int	 fd;
+
+	snprintf(path, sizeof(path), "%s/log", h.tmpdir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	log_init(LOG_SINK_STDERR, 2, "check_smtp_server");
+	start();
+	xo_b64("user=" USER "\001auth=Bearer " TOKEN "\001\001", b64,
+	    sizeof(b64));
+	snprintf(line, sizeof(line), "EHLO c\r\nAUTH XOAUTH2 %s\r\n", b64);
+	say(line);
+	ck_assert_str_eq(last_reply(), "235 2.7.0 Authentication accepted");
+	say("AUTH XOAUTH2\r\n");
+	ck_assert_str_eq(last_reply(),
+	    "503 5.5.1 Error: already authenticated");
+	say("QUIT\r\n");
+	start();
+	say("EHLO c\r\nAUTH XOAUTH2\r\n");
+	snprintf(line, sizeof(line), "%s\r\n", b64);
+	say(line);
+	ck_assert_str_eq(last_reply(), "235 2.7.0 Authentication accepted");
+	fflush(stderr);
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	ck_assert_msg(strstr(buf, "AUTH XOAUTH2 ********") != NULL, "%s", buf);
+	ck_assert_ptr_null(strstr(buf, TOKEN));
+	ck_assert_ptr_null(strstr(buf, b64));
+	close(fd);
+}
+END_TEST
+
 /* Neither the password nor its base64 ever reaches the log. */
 START_TEST(test_smtp_server_password_not_logged)
 {
@@ -1233,7 +1370,7 @@ START_TEST(test_smtp_server_ehlo_lines)
 	    "250-8BITMIME\r\n"
 	    "250-SIZE %d\r\n"
 	    "250-ENHANCEDSTATUSCODES\r\n"
-	    "250-AUTH PLAIN LOGIN\r\n"
+	    "250-AUTH PLAIN LOGIN XOAUTH2\r\n"
 	    "250 ETRN\r\n", MAXSIZE);
 	ck_assert_str_eq(h.out, want);
 }
@@ -1250,7 +1387,7 @@ unread_cmd(size_t i, const char **reply)
 
 	snprintf(ehlo, sizeof(ehlo), "250-" HOST "\r\n250-PIPELINING\r\n"
 	    "250-8BITMIME\r\n250-SIZE %d\r\n250-ENHANCEDSTATUSCODES\r\n"
-	    "250-AUTH PLAIN LOGIN\r\n250 ETRN\r\n", MAXSIZE);
+	    "250-AUTH PLAIN LOGIN XOAUTH2\r\n250 ETRN\r\n", MAXSIZE);
 	*reply = i % 16 == 15 ? "250 2.0.0 Ok\r\n" : ehlo;
 	return i % 16 == 15 ? "NOOP\r\n" : "EHLO c\r\n";
 }
@@ -1777,6 +1914,9 @@ smtp_server_suite(void)
 	tcase_add_test(tc, test_smtp_server_auth_login);
 	tcase_add_test(tc, test_smtp_server_auth_errors);
 	tcase_add_test(tc, test_smtp_server_password_not_logged);
+	tcase_add_loop_test(tc, test_smtp_server_auth_xoauth2, 0,
+	    (int)nitems_ck(xoauth2_cases));
+	tcase_add_test(tc, test_smtp_server_token_not_logged);
 	tcase_add_loop_test(tc, test_smtp_server_auth_bytes_wiped, 0,
 	    (int)nitems_ck(wipe_cases));
 	tcase_add_test(tc, test_smtp_server_mail_params);
