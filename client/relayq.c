@@ -37,6 +37,7 @@ static const struct option relayq_longopts[] = {
 	{ "flush",	no_argument,		NULL,	'F' },
 	{ "delete",	required_argument,	NULL,	'D' },
 	{ "message",	required_argument,	NULL,	'M' },
+	{ "oauth2-token", no_argument,		NULL,	'O' },
 	{ "help",	no_argument,		NULL,	'h' },
 	{ "version",	no_argument,		NULL,	'V' },
 	{ NULL,		0,			NULL,	0 }
@@ -57,6 +58,8 @@ relayq_usage(FILE *fp)
 	(void)fprintf(fp,
 	    "usage: relayq [--socket PATH] [--message FILE] SENDER PASSWORD "
 	    "RECIPIENT\n"
+	    "       relayq [--socket PATH] [--message FILE] --oauth2-token "
+	    "SENDER TOKEN RECIPIENT\n"
 	    "       relayq -q | --list [--json] [--queue-dir DIR]\n"
 	    "       relayq --delete ID [--queue-dir DIR]\n"
 	    "       relayq --flush [--socket PATH]\n"
@@ -64,7 +67,7 @@ relayq_usage(FILE *fp)
 	    "       relayq -h | --help | --version\n"
 	    "Submit a test message (text and a PNG image), or FILE, to relayqd.\n"
 	    "As sendmail (or --sendmail): see relayq(1), SENDMAIL MODE.\n"
-	    "PASSWORD - reads the password from standard input.\n"
+	    "PASSWORD - (TOKEN -) reads it from standard input.\n"
 	    "The socket is --socket, else $RELAYQ_SOCKET, else the socket of\n"
 	    "$RELAYQ_CONFIG or %s, else %s; the queue is\n"
 	    "--queue-dir, else that file's queue-dir, else %s.\n",
@@ -89,11 +92,12 @@ relayq_echo(struct termios *saved, int on)
 
 /*
  * Read one line of standard input into pass with read(2), byte by byte,
- * so no stdio buffer keeps a copy.  The newline (and a CR before it) is
- * dropped.  0, or -1 when the line is empty, missing or too long.
+ * so no stdio buffer keeps a copy; prompt goes to a terminal.  The
+ * newline (and a CR before it) is dropped.  0, or -1 when the line is
+ * empty, missing or too long.
  */
 static int
-relayq_read_password(char *pass, size_t len)
+relayq_read_password(char *pass, size_t len, const char *prompt)
 {
 	struct termios	 saved;
 	size_t		 n = 0;
@@ -103,7 +107,7 @@ relayq_read_password(char *pass, size_t len)
 
 	tty = relayq_echo(&saved, 0) == 0;
 	if (tty)
-		(void)fputs("Password: ", stderr);
+		(void)fputs(prompt, stderr);
 	for (;;) {
 		r = read(STDIN_FILENO, &c, 1);
 		if (r == -1 && errno == EINTR)
@@ -131,30 +135,37 @@ relayq_read_password(char *pass, size_t len)
 }
 
 /*
- * Fill cred from the arguments.  A password given on the command line
- * is copied and then overwritten in argv so ps(1) stops showing it.
+ * Fill cred from the arguments.  A password (or with --oauth2-token an
+ * access token) given on the command line is copied and then overwritten
+ * in argv so ps(1) stops showing it.
  */
 static int
-relayq_credentials(struct sasl_cred *cred, const char *sender, char *password)
+relayq_credentials(struct sasl_cred *cred, const char *sender, char *password,
+    bool token)
 {
-	int	 ret;
+	const char	*what = token ? "token" : "password";
+	int		 ret;
+
+	cred->mech = token ? SASL_MECH_XOAUTH2 : SASL_MECH_PLAIN;
 
 	if (str_copy(cred->user, sender, sizeof(cred->user)) == -1) {
 		(void)fprintf(stderr, "relayq: sender address too long\n");
 		return -1;
 	}
 	if (strcmp(password, "-") == 0) {
-		if (relayq_read_password(cred->pass, sizeof(cred->pass)) == 0)
+		if (relayq_read_password(cred->pass, sizeof(cred->pass),
+		    token ? "Token: " : "Password: ") == 0)
 			return 0;
-		(void)fprintf(stderr, "relayq: no password, or one longer "
-		    "than %d bytes, on standard input\n", SASL_FIELD_MAX - 1);
+		(void)fprintf(stderr, "relayq: no %s, or one longer "
+		    "than %d bytes, on standard input\n", what,
+		    SASL_FIELD_MAX - 1);
 		return -1;
 	}
 	ret = str_copy(cred->pass, password, sizeof(cred->pass));
 	secure_zero(password, strlen(password));
 	if (ret == -1 || cred->pass[0] == '\0') {
-		(void)fprintf(stderr, "relayq: the password must be 1 to %d "
-		    "bytes\n", SASL_FIELD_MAX - 1);
+		(void)fprintf(stderr, "relayq: the %s must be 1 to %d "
+		    "bytes\n", what, SASL_FIELD_MAX - 1);
 		return -1;
 	}
 	return 0;
@@ -359,7 +370,7 @@ main(int argc, char *argv[])
 	const char		*path = NULL, *qdir = NULL, *id = NULL;
 	const char		*env, *file = NULL;
 	char			 confdir[4096], confsock[4096];
-	bool			 json = false;
+	bool			 json = false, token = false;
 	int			 ch, status;
 
 	if ((status = relayq_as_sendmail(argc, argv)) != -1)
@@ -395,6 +406,9 @@ main(int argc, char *argv[])
 		case 'M':
 			file = optarg;
 			break;
+		case 'O':
+			token = true;
+			break;
 		case 'h':
 			relayq_usage(stdout);
 			return EX_OK;
@@ -408,7 +422,7 @@ main(int argc, char *argv[])
 	if (json && mode == RELAYQ_SUBMIT)
 		mode = RELAYQ_LIST;
 	if ((json && mode != RELAYQ_LIST) ||
-	    (file != NULL && mode != RELAYQ_SUBMIT) ||
+	    ((file != NULL || token) && mode != RELAYQ_SUBMIT) ||
 	    argc - optind != (mode == RELAYQ_SUBMIT ? 3 : 0))
 		goto usage;
 	if (path == NULL && (env = getenv("RELAYQ_SOCKET")) != NULL &&
@@ -426,7 +440,8 @@ main(int argc, char *argv[])
 
 	memset(&cred, 0, sizeof(cred));
 	if (relayq_check_addresses(argv[optind], argv[optind + 2]) == -1 ||
-	    relayq_credentials(&cred, argv[optind], argv[optind + 1]) == -1)
+	    relayq_credentials(&cred, argv[optind], argv[optind + 1],
+	    token) == -1)
 		status = EX_USAGE;
 	else
 		status = relayq_submit(path, argv[optind], argv[optind + 2],

@@ -353,29 +353,40 @@ submit_ehlo(struct submit_session *s)
 }
 
 /*
- * AUTH PLAIN with an initial response, masked in the transcript.  When
- * the line would exceed SMTP_CMD_MAX, the response follows a 334 instead
- * (RFC 4954).  The encoded credentials are wiped either way.
+ * AUTH PLAIN (or XOAUTH2 for an access token) with an initial response,
+ * masked in the transcript.  When the line would exceed SMTP_CMD_MAX, the
+ * response follows a 334 instead (RFC 4954).  The encoded credentials are
+ * wiped either way.
  */
 static int
 submit_auth(struct submit_session *s)
 {
-	char	 b64[SUBMIT_AUTH_MAX];
-	char	 line[SUBMIT_LINE_MAX];
-	int	 ret = -1;
+	char		 b64[SUBMIT_AUTH_MAX];
+	char		 line[SUBMIT_LINE_MAX];
+	const char	*cmd, *mask;
+	int		 ret = -1, rv;
 
 	if (s->p->cred == NULL)
 		return 0;	/* relayqd's configured account */
-	if (sasl_plain_encode(s->p->cred, b64, sizeof(b64)) == -1) {
+	if (s->p->cred->mech == SASL_MECH_XOAUTH2) {
+		cmd = "AUTH XOAUTH2";
+		mask = SUBMIT_AUTH_MASK_XOAUTH2;
+		rv = sasl_xoauth2_encode(s->p->cred, b64, sizeof(b64));
+	} else {
+		cmd = "AUTH PLAIN";
+		mask = SUBMIT_AUTH_MASK;
+		rv = sasl_plain_encode(s->p->cred, b64, sizeof(b64));
+	}
+	if (rv == -1) {
 		submit_fail(s, SUBMIT_TEMPFAIL, "cannot encode the credentials");
 		goto done;
 	}
-	(void)snprintf(line, sizeof(line), "AUTH PLAIN %s", b64);
+	(void)snprintf(line, sizeof(line), "%s %s", cmd, b64);
 	if (strlen(line) + 2 <= SMTP_CMD_MAX) {
-		if (submit_command(s, "AUTH", line, SUBMIT_AUTH_MASK) == 0 &&
+		if (submit_command(s, "AUTH", line, mask) == 0 &&
 		    submit_expect(s, "AUTH", 235) == 0)
 			ret = 0;
-	} else if (submit_command(s, "AUTH", "AUTH PLAIN", NULL) == 0 &&
+	} else if (submit_command(s, "AUTH", cmd, NULL) == 0 &&
 	    submit_expect(s, "AUTH", 334) == 0 &&
 	    submit_command(s, "AUTH", b64, "********") == 0 &&
 	    submit_expect(s, "AUTH", 235) == 0)

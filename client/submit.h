@@ -18,6 +18,7 @@
 #define SUBMIT_ID_MAX		64
 #define SUBMIT_REASON_MAX	600
 #define SUBMIT_AUTH_MASK	"AUTH PLAIN ********"
+#define SUBMIT_AUTH_MASK_XOAUTH2 "AUTH XOAUTH2 ********"
 
 enum submit_result {
 	SUBMIT_QUEUED,		/* the final 250 arrived */

@@ -412,6 +412,35 @@ START_TEST(test_submit_auth_masked)
 END_TEST
 
 /*
+ * An access token goes as AUTH XOAUTH2 with its initial response; the
+ * transcript masks it and holds neither the token nor its base64.
+ */
+START_TEST(test_submit_auth_xoauth2)
+{
+	struct step		 steps[STEP_COUNT];
+	struct submit_params	 p;
+	struct run		 r;
+	char			 b64[1024], want[1100], got[1100];
+
+	cred.mech = SASL_MECH_XOAUTH2;
+	ck_assert_int_eq(sasl_xoauth2_encode(&cred, b64, sizeof(b64)), 0);
+	memcpy(steps, happy, sizeof(happy));
+	steps[STEP_AUTH].expect = "AUTH XOAUTH2 ";
+	params_init(&p, MSG, strlen(MSG));
+	run_submit(steps, STEP_COUNT, &p, &r);
+	ck_assert_int_eq(r.result, SUBMIT_QUEUED);
+	(void)snprintf(want, sizeof(want), "AUTH XOAUTH2 %s", b64);
+	rec_line(r.rec, "AUTH ", got, sizeof(got));
+	ck_assert_str_eq(got, want);
+	ck_assert_ptr_nonnull(strstr(r.transcript,
+	    "\nC: AUTH XOAUTH2 ********\n"));
+	ck_assert_ptr_null(strstr(r.transcript, PASSWORD));
+	ck_assert_ptr_null(strstr(r.transcript, b64));
+	run_free(&r);
+}
+END_TEST
+
+/*
  * Credentials too long for one command line go after a 334 (RFC 4954);
  * both lines are masked.
  */
@@ -712,6 +741,7 @@ submit_suite(void)
 	    (int)nitems_ck(id_cases));
 	tcase_add_test(tc, test_submit_transcript);
 	tcase_add_test(tc, test_submit_auth_masked);
+	tcase_add_test(tc, test_submit_auth_xoauth2);
 	tcase_add_test(tc, test_submit_auth_long);
 	tcase_add_loop_test(tc, test_submit_mail_params, 0,
 	    (int)nitems_ck(mail_cases));

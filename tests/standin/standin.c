@@ -15,7 +15,8 @@
  *	events.log	one line per event, flushed at once:
  *			connect N, starttls N, tls N version=V resumed=yes|no,
  *			tlsfail N
- *			reason=R, auth N user=U tls=yes|no result=CODE,
+ *			reason=R, auth N user=U tls=yes|no result=CODE
+ *			(" mech=XOAUTH2" appended for a token),
  *			mail N from=A, delivered N file=F, tempfail N,
  *			drop N, close N
  * Addresses are recorded without their angle brackets.  No password is
@@ -69,6 +70,10 @@
 #define STANDIN_ADDR_MAX	256	/* RFC 5321 path, with NUL */
 #define STANDIN_USER_MAX	256
 #define STANDIN_SASL_MAX	1024	/* decoded SASL response */
+#define STANDIN_XO_AUTH		"\001auth=Bearer "
+/* Gmail's XOAUTH2 error challenge, before base64 (gmail-smtp.md 5). */
+#define STANDIN_XOAUTH2_ERR	"{\"status\":\"401\",\"schemes\":\"Bearer\"," \
+				"\"scope\":\"https://mail.google.com/\"}"
 #define STANDIN_ID_MAX		64
 #define STANDIN_IDLE_DEFAULT	600	/* seconds; Gmail's is unknown */
 #define STANDIN_HOST		"smtp.gmail.com"
@@ -98,6 +103,8 @@ enum standin_state {
 	STANDIN_AUTH_PLAIN,	/* after "334 ": the PLAIN response */
 	STANDIN_AUTH_USER,	/* after "334 VXNlcm5hbWU6": the LOGIN user */
 	STANDIN_AUTH_PASS,	/* after "334 UGFzc3dvcmQ6": the LOGIN password */
+	STANDIN_AUTH_XOAUTH2,	/* after "334 ": the XOAUTH2 response */
+	STANDIN_AUTH_XOERR,	/* after "334 <base64 JSON>": an empty line */
 	STANDIN_DATA,		/* after 354: message text up to "." */
 	STANDIN_BDAT,		/* a BDAT chunk of known size */
 	STANDIN_STARTTLS,	/* 220 queued; upgrade once it has drained */
@@ -143,6 +150,7 @@ struct standin_sess {
 	bool			 auth_tls;	/* AUTH happened under TLS */
 	bool			 skipping;	/* discarding an overlong line */
 	char			 user[STANDIN_USER_MAX];
+	int			 xo_mode;	/* refusal due after XOERR */
 	unsigned		 unknown;
 	unsigned		 txseq;
 	struct standin_tx	 tx;
@@ -157,6 +165,7 @@ struct standin {
 	FILE			*events;
 	const char		*maildir;
 	const char		*password;	/* NULL: any but "wrong" */
+	const char		*token;		/* XOAUTH2; NULL: any but "wrong" */
 	enum standin_tls_mode	 mode;
 	const char		*starttls_reply; /* refuse STARTTLS with it */
 	const char		*inject;	/* plaintext sent after the 220 */
@@ -472,13 +481,41 @@ standin_auth_refused(struct standin_sess *s, int mode)
 	}
 }
 
-/* Judge one credential pair, reply 235 or 535, and log the attempt. */
+/* An undecodable SASL response. */
+static void
+standin_auth_undecodable(struct standin_sess *s)
+{
+	standin_event(s->si, "auth %u user= tls=%s result=501", s->conn,
+	    s->tls ? "yes" : "no");
+	standin_replyid(s, "501 5.5.2 Cannot Decode response.");
+}
+
+/* The refusal of an AUTH by mode: 535 5.7.8, or standin_auth_refused. */
+static void
+standin_auth_reject(struct standin_sess *s, int mode)
+{
+	if (mode != STANDIN_AUTH_CHECK && mode != STANDIN_AUTH_BAD)
+		standin_auth_refused(s, mode);
+	else {
+		standin_reply(s, "535-5.7.8 Username and Password not "
+		    "accepted. %s", standin_more(s));
+		standin_replyid(s, "535 5.7.8  https://support.google.com/"
+		    "mail/?p=BadCredentials");
+	}
+}
+
+/*
+ * Judge one credential pair (a password, or with xoauth2 a token), reply
+ * 235 or refuse, and log the attempt.  A refused token first gets Gmail's
+ * "334 <base64 JSON>" challenge: the refusal and its event follow the
+ * client's next line (standin_auth_xoerr).
+ */
 static void
 standin_auth_check(struct standin_sess *s, const char *user, size_t userlen,
-    const char *pass, size_t passlen)
+    const char *pass, size_t passlen, bool xoauth2)
 {
-	const char	*want = s->si->password;
-	char		 shown[STANDIN_USER_MAX];
+	const char	*want = xoauth2 ? s->si->token : s->si->password;
+	char		 shown[STANDIN_USER_MAX], json[256];
 	bool		 ok;
 	int		 mode = STANDIN_AUTH_CHECK, code;
 
@@ -501,35 +538,85 @@ standin_auth_check(struct standin_sess *s, const char *user, size_t userlen,
 	    mode == STANDIN_AUTH_TEMP ? 454 : 535;
 	if (userlen >= sizeof(shown))
 		userlen = sizeof(shown) - 1;
+	if (xoauth2 && !ok) {
+		memcpy(s->user, user, userlen);
+		s->user[userlen] = '\0';
+		s->xo_mode = mode;
+		s->state = STANDIN_AUTH_XOERR;
+		(void)base64_encode(STANDIN_XOAUTH2_ERR,
+		    strlen(STANDIN_XOAUTH2_ERR), json, sizeof(json), 0);
+		standin_reply(s, "334 %s", json);
+		return;
+	}
 	memcpy(shown, user, userlen);
 	shown[userlen] = '\0';
-	standin_event(s->si, "auth %u user=%s tls=%s result=%d", s->conn,
+	standin_event(s->si, "auth %u user=%s tls=%s result=%d%s", s->conn,
 	    standin_printable(shown, shown, sizeof(shown), false),
-	    s->tls ? "yes" : "no", code);
-	if (!ok && mode != STANDIN_AUTH_CHECK && mode != STANDIN_AUTH_BAD)
-		standin_auth_refused(s, mode);
-	else if (ok) {
+	    s->tls ? "yes" : "no", code, xoauth2 ? " mech=XOAUTH2" : "");
+	if (ok) {
 		s->authed = true;
 		s->auth_tls = s->tls;
 		memcpy(s->user, user, userlen);
 		s->user[userlen] = '\0';
 		standin_reply(s, "235 2.7.0 Accepted");
-	} else {
-		standin_reply(s, "535-5.7.8 Username and Password not "
-		    "accepted. %s", standin_more(s));
-		standin_replyid(s, "535 5.7.8  https://support.google.com/"
-		    "mail/?p=BadCredentials");
-	}
+	} else
+		standin_auth_reject(s, mode);
 	secure_zero(shown, sizeof(shown));
 }
 
-/* An undecodable SASL response. */
+/*
+ * The client's line after a refused token's challenge.  Gmail takes any
+ * line as the (empty) SASL reply; the stand-in insists on the empty line
+ * RFC 4954 calls for and answers anything else 501, so a client that
+ * sends RSET or a retry there is caught.
+ */
 static void
-standin_auth_undecodable(struct standin_sess *s)
+standin_auth_xoerr(struct standin_sess *s, const char *line)
 {
-	standin_event(s->si, "auth %u user= tls=%s result=501", s->conn,
-	    s->tls ? "yes" : "no");
-	standin_replyid(s, "501 5.5.2 Cannot Decode response.");
+	bool	 empty = line[0] == '\0';
+
+	s->state = STANDIN_COMMAND;
+	standin_event(s->si, "auth %u user=%s tls=%s result=%d mech=XOAUTH2",
+	    s->conn, standin_printable(s->user, s->user, sizeof(s->user),
+	    false), s->tls ? "yes" : "no", !empty ? 501 :
+	    s->xo_mode == STANDIN_AUTH_APP || s->xo_mode == STANDIN_AUTH_WEB ?
+	    534 : s->xo_mode == STANDIN_AUTH_THROTTLE ||
+	    s->xo_mode == STANDIN_AUTH_TEMP ? 454 : 535);
+	secure_zero(s->user, sizeof(s->user));
+	if (!empty)
+		standin_replyid(s, "501 5.5.2 Cannot Decode response.");
+	else
+		standin_auth_reject(s, s->xo_mode);
+}
+
+/* AUTH XOAUTH2's response: base64 of "user=U^Aauth=Bearer T^A^A". */
+static void
+standin_auth_xoauth2(struct standin_sess *s, const char *b64)
+{
+	char		 buf[STANDIN_SASL_MAX];
+	const char	*user, *tok, *end, *p;
+	size_t		 alen = strlen(STANDIN_XO_AUTH);
+	long		 n;
+
+	s->state = STANDIN_COMMAND;
+	n = base64_decode(b64, strlen(b64), buf, sizeof(buf));
+	if (n < 5 || memcmp(buf, "user=", 5) != 0) {
+		standin_auth_undecodable(s);
+		goto done;
+	}
+	user = buf + 5;
+	end = buf + n;
+	if ((p = memchr(user, '\001', (size_t)(end - user))) == NULL ||
+	    (size_t)(end - p) < alen + 2 || memcmp(p, STANDIN_XO_AUTH,
+	    alen) != 0 || end[-1] != '\001' || end[-2] != '\001') {
+		standin_auth_undecodable(s);
+		goto done;
+	}
+	tok = p + alen;
+	standin_auth_check(s, user, (size_t)(p - user), tok,
+	    (size_t)(end - 2 - tok), true);
+done:
+	secure_zero(buf, sizeof(buf));
 }
 
 /* AUTH PLAIN's response: base64 of "authzid\0authcid\0passwd". */
@@ -558,7 +645,7 @@ standin_auth_plain(struct standin_sess *s, const char *b64)
 		goto done;
 	}
 	standin_auth_check(s, user, (size_t)(pass - 1 - user), pass,
-	    (size_t)(end - pass));
+	    (size_t)(end - pass), false);
 done:
 	secure_zero(buf, sizeof(buf));
 }
@@ -596,7 +683,8 @@ standin_auth_login_pass(struct standin_sess *s, const char *b64)
 	if (n < 0 || memchr(pass, '\0', (size_t)n) != NULL)
 		standin_auth_undecodable(s);
 	else
-		standin_auth_check(s, user, strlen(user), pass, (size_t)n);
+		standin_auth_check(s, user, strlen(user), pass, (size_t)n,
+		    false);
 	secure_zero(pass, sizeof(pass));
 	secure_zero(user, sizeof(user));
 }
@@ -605,7 +693,7 @@ standin_auth_login_pass(struct standin_sess *s, const char *b64)
 static void
 standin_sasl_line(struct standin_sess *s, const char *line)
 {
-	if (strcmp(line, "*") == 0) {
+	if (strcmp(line, "*") == 0 && s->state != STANDIN_AUTH_XOERR) {
 		secure_zero(s->user, sizeof(s->user));
 		s->state = STANDIN_COMMAND;
 		standin_replyid(s, "501 5.0.0 Authentication aborted.");
@@ -614,6 +702,12 @@ standin_sasl_line(struct standin_sess *s, const char *line)
 	switch (s->state) {
 	case STANDIN_AUTH_PLAIN:
 		standin_auth_plain(s, line);
+		break;
+	case STANDIN_AUTH_XOAUTH2:
+		standin_auth_xoauth2(s, line);
+		break;
+	case STANDIN_AUTH_XOERR:
+		standin_auth_xoerr(s, line);
 		break;
 	case STANDIN_AUTH_USER:
 		standin_auth_login_user(s, line);
@@ -659,6 +753,11 @@ standin_cmd_auth(struct standin_sess *s, const char *arg)
 		else if (strcasecmp(mech, "LOGIN") == 0) {
 			s->state = STANDIN_AUTH_USER;
 			standin_reply(s, "334 VXNlcm5hbWU6");
+		} else if (strcasecmp(mech, "XOAUTH2") == 0 && *ir != '\0')
+			standin_auth_xoauth2(s, ir);
+		else if (strcasecmp(mech, "XOAUTH2") == 0) {
+			s->state = STANDIN_AUTH_XOAUTH2;
+			standin_reply(s, "334 ");
 		} else if (strcasecmp(mech, "XOAUTH") == 0)
 			standin_replyid(s, "504 5.7.4 XOAUTH is no longer "
 			    "supported.");
@@ -1384,6 +1483,8 @@ standin_process(struct standin_sess *s)
 		case STANDIN_AUTH_PLAIN:
 		case STANDIN_AUTH_USER:
 		case STANDIN_AUTH_PASS:
+		case STANDIN_AUTH_XOAUTH2:
+		case STANDIN_AUTH_XOERR:
 			more = standin_line_feed(s);
 			break;
 		case STANDIN_DATA:
@@ -1585,7 +1686,7 @@ standin_usage(void)
 {
 	fprintf(stderr,
 	    "usage: standin --mail-dir DIR [--port N] [--port-file FILE]\n"
-	    "               [--cert PEM --key PEM] [--password PW]\n"
+	    "               [--cert PEM --key PEM] [--password PW] [--token T]\n"
 	    "               [--no-starttls | --tls-implicit] [--tempfail N]\n"
 	    "               [--drop-in-data N] [--reject-rcpt] [--quota]\n"
 	    "               [--idle-timeout SECONDS] [--tls-max 1.0|1.1|1.2|1.3]\n"
@@ -1687,7 +1788,7 @@ standin_getopt(int argc, char **argv, struct standin *si,
     struct standin_args *a)
 {
 	enum { O_PORT = 256, O_PORTFILE, O_CERT, O_KEY, O_MAILDIR, O_PASSWORD,
-	    O_NOSTARTTLS, O_IMPLICIT, O_TEMPFAIL, O_REJECT, O_DROP, O_QUOTA,
+	    O_TOKEN, O_NOSTARTTLS, O_IMPLICIT, O_TEMPFAIL, O_REJECT, O_DROP, O_QUOTA,
 	    O_IDLE, O_TLSMAX, O_STLSREPLY, O_INJECT, O_DISCARD, O_PROFILE,
 	    O_AUTHFAIL, O_AUTHFAILN, O_QUOTAN, O_IDLEMAIL, O_BURST, O_DROPDOT,
 	    O_MECHS, O_REJDOMAIN, O_SIZE, O_RCPTMAX };
@@ -1698,6 +1799,7 @@ standin_getopt(int argc, char **argv, struct standin *si,
 		{ "key",		required_argument, NULL, O_KEY },
 		{ "mail-dir",		required_argument, NULL, O_MAILDIR },
 		{ "password",		required_argument, NULL, O_PASSWORD },
+		{ "token",		required_argument, NULL, O_TOKEN },
 		{ "no-starttls",	no_argument,	   NULL, O_NOSTARTTLS },
 		{ "tls-implicit",	no_argument,	   NULL, O_IMPLICIT },
 		{ "tempfail",		required_argument, NULL, O_TEMPFAIL },
@@ -1745,6 +1847,9 @@ standin_getopt(int argc, char **argv, struct standin *si,
 			break;
 		case O_PASSWORD:
 			si->password = optarg;
+			break;
+		case O_TOKEN:
+			si->token = optarg;
 			break;
 		case O_NOSTARTTLS:
 			if (si->mode == STANDIN_TLS_IMPLICIT)
