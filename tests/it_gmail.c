@@ -6,7 +6,8 @@
  * account's logins, 421 and 451 4.4.2 reconnect without failing the
  * message, a connection lost after the final dot leaves the entry
  * "uncertain" and the retry sends the same bytes, AUTH LOGIN when PLAIN is
- * not offered, implicit TLS, and an EHLO name that is never "localhost".
+ * not offered, XOAUTH2 with a valid and an expired token, implicit TLS,
+ * and an EHLO name that is never "localhost".
  * Each test runs the real programs in a fresh directory (tests/harness.h).
  */
 #include <sys/socket.h>
@@ -36,6 +37,8 @@
 #define GM_RCPT		"bob@example.net"
 #define GM_GOOD		"Gm4il-app-pass-OK"
 #define GM_BAD		"Gm4il-wrong-pass"
+#define GM_TOKEN	"ya29.it-gmail-valid-token"
+#define GM_EXPIRED	"ya29.it-gmail-expired-token"
 #define GM_BODY		"Subject: it_gmail\r\nMessage-ID: <it-gmail@example." \
 			"com>\r\n\r\nhello\r\n"
 
@@ -838,6 +841,109 @@ START_TEST(test_gmail_auth_login)
 }
 END_TEST
 
+/* ---- XOAUTH2 ---- */
+
+/*
+ * relayq --oauth2-token SENDER - RECIPIENT, the token on standard input:
+ * relayqd relays with AUTH XOAUTH2 and the stand-in, which accepts only
+ * that token, records the user.
+ */
+START_TEST(test_gmail_xoauth2_valid)
+{
+	const char		*sextra[] = { "--token", GM_TOKEN, NULL };
+	struct harness_proc	*d, *c;
+	char			 bin[PATH_MAX], path[PATH_MAX];
+	char			*argv[8];
+
+	gm_standin(sextra);
+	d = gm_relayqd(0, NULL);
+	gm_fmt(bin, sizeof(bin), "%s/relayq", gh.build);
+	argv[0] = bin;
+	argv[1] = (char *)(uintptr_t)"--socket";
+	argv[2] = gh.socket;
+	argv[3] = (char *)(uintptr_t)"--oauth2-token";
+	argv[4] = (char *)(uintptr_t)GM_USER;
+	argv[5] = (char *)(uintptr_t)"-";
+	argv[6] = (char *)(uintptr_t)GM_RCPT;
+	argv[7] = NULL;
+	c = harness_spawn_input(&gh, "relayq", argv, GM_TOKEN "\n");
+	gm_assert(c != NULL && harness_wait_exit(c, gm_wait()) != -1 &&
+	    WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0,
+	    "relayq --oauth2-token failed");
+	gm_assert(harness_grep(c->log, "C: AUTH XOAUTH2 ********") == 1 &&
+	    harness_grep(c->log, GM_TOKEN) == 0, "relayq transcript");
+	gm_fmt(path, sizeof(path), "%s/msg-000001.meta", gh.mail);
+	gm_assert(harness_wait_file(path, NULL, gm_wait()) == 0,
+	    "nothing delivered");
+	gm_assert(harness_grep(path, "user: " GM_USER) == 1, "meta user");
+	gm_assert(harness_grep(gm_events(path, sizeof(path)),
+	    "result=235 mech=XOAUTH2") == 1 && harness_grep(path, "auth ") == 1,
+	    "want one XOAUTH2 AUTH accepted");
+	gm_assert(harness_grep(d->log, GM_TOKEN) == 0, "the token in the log");
+}
+END_TEST
+
+/*
+ * Two messages queued with an expired token: one AUTH XOAUTH2, Gmail's
+ * 334 challenge answered with the empty line, and its 535 5.7.8 fails
+ * both (the credentials reaction), the token never logged.
+ */
+START_TEST(test_gmail_xoauth2_expired)
+{
+	const char		*sextra[] = { "--token", GM_TOKEN, NULL };
+	struct harness_proc	*d;
+	struct harness_smtp	 s;
+	char			 ids[2][64], path[PATH_MAX], val[1024];
+	char			 raw[256];
+	char			*b64;
+	size_t			 i;
+	int			 len;
+
+	gm_standin(sextra);
+	d = gm_relayqd(0, NULL);
+	len = snprintf(raw, sizeof(raw), "user=%s\001auth=Bearer %s\001\001",
+	    GM_USER, GM_EXPIRED);
+	gm_assert(len > 0 && (size_t)len < sizeof(raw), "AUTH too long");
+	b64 = harness_b64_encode(raw, (size_t)len);
+	gm_assert(b64 != NULL, "out of memory");
+	gm_assert(harness_smtp_open(&s, gh.socket) == 220, "banner: %s",
+	    s.reply);
+	gm_assert(harness_smtp_cmd(&s, "EHLO it.example") == 250, "EHLO: %s",
+	    s.reply);
+	gm_assert(harness_smtp_cmd(&s, "AUTH XOAUTH2 %s", b64) == 235,
+	    "AUTH: %s", s.reply);
+	free(b64);
+	for (i = 0; i < nitems(ids); i++) {
+		gm_assert(harness_smtp_cmd(&s, "MAIL FROM:<%s>", GM_USER) ==
+		    250, "MAIL: %s", s.reply);
+		gm_assert(harness_smtp_cmd(&s, "RCPT TO:<%s>", GM_RCPT) == 250,
+		    "RCPT: %s", s.reply);
+		gm_assert(harness_smtp_cmd(&s, "DATA") == 354, "DATA: %s",
+		    s.reply);
+		gm_assert(harness_smtp_data(&s, GM_BODY, strlen(GM_BODY)) ==
+		    250 && harness_queue_id(s.reply, ids[i], 64) == 0,
+		    "end of data: %s", s.reply);
+	}
+	gm_assert(harness_smtp_cmd(&s, "QUIT") == 221, "QUIT: %s", s.reply);
+	harness_smtp_close(&s);
+	for (i = 0; i < nitems(ids); i++) {
+		gm_assert(harness_wait_file(gm_envelope(path, sizeof(path),
+		    "failed", ids[i]), NULL, gm_wait()) == 0,
+		    "%s never reached failed/", ids[i]);
+		gm_assert(harness_keyval(path, "last-reply", val,
+		    sizeof(val)) == 0 && strstr(val, "535 5.7.8") != NULL,
+		    "%s last-reply: %s", ids[i], val);
+	}
+	gm_events(path, sizeof(path));
+	gm_assert(harness_grep(path, "auth ") == 1 &&
+	    harness_grep(path, "result=535 mech=XOAUTH2") == 1,
+	    "want exactly one AUTH XOAUTH2, refused with 535 after the "
+	    "empty line");
+	gm_assert(harness_grep(path, "mail ") == 0, "MAIL after refusal");
+	gm_assert(harness_grep(d->log, GM_EXPIRED) == 0, "the token in the log");
+}
+END_TEST
+
 /* --tls implicit against the stand-in's implicit TLS (465). */
 START_TEST(test_gmail_implicit_tls)
 {
@@ -974,6 +1080,8 @@ gmail_suite(void)
 	    (int)nitems(reuse_cases));
 	tc = gm_tcase(s, "session");
 	tcase_add_test(tc, test_gmail_auth_login);
+	tcase_add_test(tc, test_gmail_xoauth2_valid);
+	tcase_add_test(tc, test_gmail_xoauth2_expired);
 	tcase_add_test(tc, test_gmail_implicit_tls);
 	tcase_add_test(tc, test_gmail_ehlo_never_localhost);
 	return s;
