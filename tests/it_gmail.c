@@ -6,8 +6,8 @@
  * account's logins, 421 and 451 4.4.2 reconnect without failing the
  * message, a connection lost after the final dot leaves the entry
  * "uncertain" and the retry sends the same bytes, AUTH LOGIN when PLAIN is
- * not offered, XOAUTH2 with a valid and an expired token, implicit TLS,
- * and an EHLO name that is never "localhost".
+ * not offered, XOAUTH2 with a valid, an expired and a throttled token,
+ * implicit TLS, and an EHLO name that is never "localhost".
  * Each test runs the real programs in a fresh directory (tests/harness.h).
  */
 #include <sys/socket.h>
@@ -844,6 +844,46 @@ END_TEST
 /* ---- XOAUTH2 ---- */
 
 /*
+ * Submit n messages in one session authenticated as GM_USER by AUTH
+ * XOAUTH2 with token; their queue IDs into ids.
+ */
+static void
+gm_submit_xoauth2(const char *token, size_t n, char ids[][64])
+{
+	struct harness_smtp	 s;
+	char			 raw[256];
+	char			*b64;
+	size_t			 i;
+	int			 len;
+
+	len = snprintf(raw, sizeof(raw), "user=%s\001auth=Bearer %s\001\001",
+	    GM_USER, token);
+	gm_assert(len > 0 && (size_t)len < sizeof(raw), "AUTH too long");
+	b64 = harness_b64_encode(raw, (size_t)len);
+	gm_assert(b64 != NULL, "out of memory");
+	gm_assert(harness_smtp_open(&s, gh.socket) == 220, "banner: %s",
+	    s.reply);
+	gm_assert(harness_smtp_cmd(&s, "EHLO it.example") == 250, "EHLO: %s",
+	    s.reply);
+	gm_assert(harness_smtp_cmd(&s, "AUTH XOAUTH2 %s", b64) == 235,
+	    "AUTH: %s", s.reply);
+	free(b64);
+	for (i = 0; i < n; i++) {
+		gm_assert(harness_smtp_cmd(&s, "MAIL FROM:<%s>", GM_USER) ==
+		    250, "MAIL: %s", s.reply);
+		gm_assert(harness_smtp_cmd(&s, "RCPT TO:<%s>", GM_RCPT) == 250,
+		    "RCPT: %s", s.reply);
+		gm_assert(harness_smtp_cmd(&s, "DATA") == 354, "DATA: %s",
+		    s.reply);
+		gm_assert(harness_smtp_data(&s, GM_BODY, strlen(GM_BODY)) ==
+		    250 && harness_queue_id(s.reply, ids[i], 64) == 0,
+		    "end of data: %s", s.reply);
+	}
+	gm_assert(harness_smtp_cmd(&s, "QUIT") == 221, "QUIT: %s", s.reply);
+	harness_smtp_close(&s);
+}
+
+/*
  * relayq --oauth2-token SENDER - RECIPIENT, the token on standard input:
  * relayqd relays with AUTH XOAUTH2 and the stand-in, which accepts only
  * that token, records the user.
@@ -892,40 +932,12 @@ START_TEST(test_gmail_xoauth2_expired)
 {
 	const char		*sextra[] = { "--token", GM_TOKEN, NULL };
 	struct harness_proc	*d;
-	struct harness_smtp	 s;
 	char			 ids[2][64], path[PATH_MAX], val[1024];
-	char			 raw[256];
-	char			*b64;
 	size_t			 i;
-	int			 len;
 
 	gm_standin(sextra);
 	d = gm_relayqd(0, NULL);
-	len = snprintf(raw, sizeof(raw), "user=%s\001auth=Bearer %s\001\001",
-	    GM_USER, GM_EXPIRED);
-	gm_assert(len > 0 && (size_t)len < sizeof(raw), "AUTH too long");
-	b64 = harness_b64_encode(raw, (size_t)len);
-	gm_assert(b64 != NULL, "out of memory");
-	gm_assert(harness_smtp_open(&s, gh.socket) == 220, "banner: %s",
-	    s.reply);
-	gm_assert(harness_smtp_cmd(&s, "EHLO it.example") == 250, "EHLO: %s",
-	    s.reply);
-	gm_assert(harness_smtp_cmd(&s, "AUTH XOAUTH2 %s", b64) == 235,
-	    "AUTH: %s", s.reply);
-	free(b64);
-	for (i = 0; i < nitems(ids); i++) {
-		gm_assert(harness_smtp_cmd(&s, "MAIL FROM:<%s>", GM_USER) ==
-		    250, "MAIL: %s", s.reply);
-		gm_assert(harness_smtp_cmd(&s, "RCPT TO:<%s>", GM_RCPT) == 250,
-		    "RCPT: %s", s.reply);
-		gm_assert(harness_smtp_cmd(&s, "DATA") == 354, "DATA: %s",
-		    s.reply);
-		gm_assert(harness_smtp_data(&s, GM_BODY, strlen(GM_BODY)) ==
-		    250 && harness_queue_id(s.reply, ids[i], 64) == 0,
-		    "end of data: %s", s.reply);
-	}
-	gm_assert(harness_smtp_cmd(&s, "QUIT") == 221, "QUIT: %s", s.reply);
-	harness_smtp_close(&s);
+	gm_submit_xoauth2(GM_EXPIRED, nitems(ids), ids);
 	for (i = 0; i < nitems(ids); i++) {
 		gm_assert(harness_wait_file(gm_envelope(path, sizeof(path),
 		    "failed", ids[i]), NULL, gm_wait()) == 0,
@@ -941,6 +953,33 @@ START_TEST(test_gmail_xoauth2_expired)
 	    "empty line");
 	gm_assert(harness_grep(path, "mail ") == 0, "MAIL after refusal");
 	gm_assert(harness_grep(d->log, GM_EXPIRED) == 0, "the token in the log");
+}
+END_TEST
+
+/*
+ * A token answered "334 <JSON>", then after the empty line 454 4.7.0
+ * (too many logins): the account's logins wait auth-backoff, no attempt
+ * counted, and the next login with the token delivers.
+ */
+START_TEST(test_gmail_xoauth2_throttle)
+{
+	const char		*sextra[] = { "--token", GM_TOKEN, "--auth-fail",
+				    "throttle", "--auth-fail-count", "1", NULL };
+	const char		*dextra[] = { "--auth-backoff", "2", NULL };
+	struct harness_proc	*d;
+	char			 id[1][64], path[PATH_MAX], line[128];
+
+	gm_standin(sextra);
+	d = gm_relayqd(0, dextra);
+	gm_submit_xoauth2(GM_TOKEN, 1, id);
+	gm_wait_delivered(d, id[0]);
+	gm_fmt(line, sizeof(line), "%s held", id[0]);
+	gm_assert(harness_grep_lines(d->log, line, "attempts=0 (not counted)"
+	    ": account logins held for 2s after: AUTH XOAUTH2: 454 4.7.0") ==
+	    1, "no \"%s ... logins held for 2s\" line", line);
+	gm_assert(harness_grep(gm_events(path, sizeof(path)),
+	    "result=454 mech=XOAUTH2") == 1 &&
+	    harness_grep(path, "result=235 mech=XOAUTH2") == 1, "AUTH events");
 }
 END_TEST
 
@@ -1082,6 +1121,7 @@ gmail_suite(void)
 	tcase_add_test(tc, test_gmail_auth_login);
 	tcase_add_test(tc, test_gmail_xoauth2_valid);
 	tcase_add_test(tc, test_gmail_xoauth2_expired);
+	tcase_add_test(tc, test_gmail_xoauth2_throttle);
 	tcase_add_test(tc, test_gmail_implicit_tls);
 	tcase_add_test(tc, test_gmail_ehlo_never_localhost);
 	return s;
