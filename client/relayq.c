@@ -158,14 +158,14 @@ relayq_credentials(struct sasl_cred *cred, const char *sender, char *password,
 			return 0;
 		(void)fprintf(stderr, "relayq: no %s, or one longer "
 		    "than %d bytes, on standard input\n", what,
-		    SASL_FIELD_MAX - 1);
+		    SASL_SECRET_MAX - 1);
 		return -1;
 	}
 	ret = str_copy(cred->pass, password, sizeof(cred->pass));
 	secure_zero(password, strlen(password));
 	if (ret == -1 || cred->pass[0] == '\0') {
 		(void)fprintf(stderr, "relayq: the %s must be 1 to %d "
-		    "bytes\n", what, SASL_FIELD_MAX - 1);
+		    "bytes\n", what, SASL_SECRET_MAX - 1);
 		return -1;
 	}
 	return 0;

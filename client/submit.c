@@ -25,7 +25,7 @@
 
 #define SUBMIT_CHUNK	4096		/* message bytes stuffed at a time */
 #define SUBMIT_HOST_MAX	256
-#define SUBMIT_AUTH_MAX	1024		/* base64 of "\0user\0pass", NUL */
+#define SUBMIT_AUTH_MAX	4096		/* base64 of a PLAIN/XOAUTH2 blob, NUL */
 #define SUBMIT_LINE_MAX	(SUBMIT_AUTH_MAX + 16)
 
 struct submit_session {

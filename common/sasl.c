@@ -12,13 +12,13 @@
 #include "sasl.h"
 #include "util.h"
 
-/* authzid NUL authcid NUL passwd, each field below SASL_FIELD_MAX. */
-#define SASL_PLAIN_MAX	(3 * SASL_FIELD_MAX)
+/* authzid NUL authcid NUL passwd, within SASL_FIELD_MAX / SASL_SECRET_MAX. */
+#define SASL_PLAIN_MAX	(2 * SASL_FIELD_MAX + SASL_SECRET_MAX)
 
 #define SASL_XO_USER	"user="
 #define SASL_XO_AUTH	"\001auth=Bearer "
-/* "user=" U "\1auth=Bearer " T "\1\1", each field below SASL_FIELD_MAX. */
-#define SASL_XOAUTH2_MAX	(2 * SASL_FIELD_MAX + 32)
+/* "user=" U "\1auth=Bearer " T "\1\1", U and T within their maxima. */
+#define SASL_XOAUTH2_MAX	(SASL_FIELD_MAX + SASL_SECRET_MAX + 32)
 
 /* Wipe both fields of a credential. */
 void
@@ -31,13 +31,13 @@ sasl_cred_clear(struct sasl_cred *cred)
 int
 sasl_plain_encode(const struct sasl_cred *cred, char *out, size_t outlen)
 {
-	char	 buf[2 * SASL_FIELD_MAX];
+	char	 buf[SASL_FIELD_MAX + SASL_SECRET_MAX];
 	size_t	 ulen, plen, n;
 	int	 rc = -1;
 
 	ulen = strnlen(cred->user, SASL_FIELD_MAX);
-	plen = strnlen(cred->pass, SASL_FIELD_MAX);
-	if (ulen == SASL_FIELD_MAX || plen == SASL_FIELD_MAX)
+	plen = strnlen(cred->pass, SASL_SECRET_MAX);
+	if (ulen == SASL_FIELD_MAX || plen == SASL_SECRET_MAX)
 		return -1;
 	buf[0] = '\0';
 	memcpy(buf + 1, cred->user, ulen);
@@ -84,7 +84,7 @@ sasl_plain_split(const char *buf, size_t len, struct sasl_cred *cred,
 		*reason = "authorization identity differs from user";
 		return -1;
 	}
-	if (ulen >= SASL_FIELD_MAX || plen >= SASL_FIELD_MAX) {
+	if (ulen >= SASL_FIELD_MAX || plen >= SASL_SECRET_MAX) {
 		*reason = "user name or password too long";
 		return -1;
 	}
@@ -165,8 +165,8 @@ sasl_xoauth2_encode(const struct sasl_cred *cred, char *out, size_t outlen)
 	int	 rc = -1;
 
 	ulen = strnlen(cred->user, SASL_FIELD_MAX);
-	tlen = strnlen(cred->pass, SASL_FIELD_MAX);
-	if (ulen == SASL_FIELD_MAX || tlen == SASL_FIELD_MAX)
+	tlen = strnlen(cred->pass, SASL_SECRET_MAX);
+	if (ulen == SASL_FIELD_MAX || tlen == SASL_SECRET_MAX)
 		return -1;
 	n = 0;
 	memcpy(buf, SASL_XO_USER, strlen(SASL_XO_USER));
@@ -220,7 +220,7 @@ sasl_xoauth2_split(const char *buf, size_t len, struct sasl_cred *cred,
 		*reason = "empty user name or token";
 		return -1;
 	}
-	if (ulen >= SASL_FIELD_MAX || tlen >= SASL_FIELD_MAX) {
+	if (ulen >= SASL_FIELD_MAX || tlen >= SASL_SECRET_MAX) {
 		*reason = "user name or token too long";
 		return -1;
 	}

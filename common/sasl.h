@@ -8,7 +8,12 @@
 
 #include <stddef.h>
 
-#define SASL_FIELD_MAX	256		/* user or password, plus NUL */
+#define SASL_FIELD_MAX	256		/* user name, plus NUL */
+/*
+ * A password or an OAuth2 access token, plus NUL: Google's access tokens
+ * may be up to 2048 bytes.
+ */
+#define SASL_SECRET_MAX	2049
 
 /* How the secret is used: PLAIN/LOGIN password, or an OAuth2 token. */
 enum sasl_mech {
@@ -18,7 +23,7 @@ enum sasl_mech {
 
 struct sasl_cred {
 	char		user[SASL_FIELD_MAX];
-	char		pass[SASL_FIELD_MAX];	/* password or access token */
+	char		pass[SASL_SECRET_MAX];	/* password or access token */
 	enum sasl_mech	mech;
 };
 
@@ -49,7 +54,8 @@ int	sasl_xoauth2_encode(const struct sasl_cred *, char *out, size_t outlen);
 /*
  * Decode a base64 XOAUTH2 initial response into cred (mech XOAUTH2).  The
  * user must be non-empty without control characters, the token non-empty
- * printable ASCII without spaces, both shorter than SASL_FIELD_MAX.
+ * printable ASCII without spaces, shorter than SASL_FIELD_MAX and
+ * SASL_SECRET_MAX.
  * 0, or -1 with a short reason that never quotes the input.
  */
 int	sasl_xoauth2_decode(const char *b64, struct sasl_cred *,

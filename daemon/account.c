@@ -62,7 +62,7 @@ static void
 account_hash(const struct account_table *t, const struct sasl_cred *cred,
     unsigned char key[ACCOUNT_KEY_LEN])
 {
-	unsigned char	 buf[2 * SASL_FIELD_MAX + 3];
+	unsigned char	 buf[SASL_FIELD_MAX + SASL_SECRET_MAX + 3];
 	unsigned int	 len = ACCOUNT_KEY_LEN;
 	size_t		 ulen, plen;
 

@@ -52,7 +52,7 @@
 #include "util.h"
 
 #define QUEUE_WBUF_SIZE		(64 * 1024)	/* message.eml write buffer */
-#define QUEUE_CRED_MAX		1024		/* base64 of a PLAIN blob + LF */
+#define QUEUE_CRED_MAX		4096		/* marker, base64 of a PLAIN blob, LF */
 /* Marks an OAuth2 token; without it the credentials are a password. */
 #define QUEUE_CRED_XOAUTH2	"XOAUTH2 "
 #define QUEUE_PURGE_DEPTH	4		/* tmp/<ID>/ holds plain files */

@@ -83,7 +83,7 @@
 #define RELAY_OBUF_MAX		(64 * 1024)	/* body bytes queued at most */
 #define RELAY_IBUF_SIZE		(8 * 1024)	/* one read from the .eml */
 #define RELAY_REASON_MAX	(SMTP_CMD_MAX + SMTP_REPLY_MAX + 64)
-#define RELAY_SECRET_MAX	1024		/* "AUTH PLAIN " + base64 */
+#define RELAY_SECRET_MAX	4096		/* "AUTH XOAUTH2 " + base64 */
 
 enum relay_state {
 	RELAY_RESOLVE,

@@ -617,7 +617,7 @@ relayqd_check_relay(struct relayqd *d)
 	if (relayqd_read_password(job.cred.pass, sizeof(job.cred.pass)) == -1) {
 		fprintf(stderr, "relayqd: --check-relay: no password, or one "
 		    "longer than %d bytes, on standard input\n",
-		    SASL_FIELD_MAX - 1);
+		    SASL_SECRET_MAX - 1);
 		rc = EX_USAGE;
 		goto out;
 	}

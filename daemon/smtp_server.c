@@ -61,8 +61,11 @@
  * at most a few hundred bytes, so output stays under about 32 KB.
  */
 #define SMTPS_OUT_HIWAT		(32 * 1024)
-/* An AUTH line carries base64 of up to two 255-byte fields (RFC 4954). */
-#define SMTPS_AUTH_LINE_MAX	1024
+/*
+ * An AUTH line may be up to 12288 octets (RFC 4954 section 4): base64 of
+ * a user name and a password or a token of up to 2048 bytes fits.
+ */
+#define SMTPS_AUTH_LINE_MAX	12288
 #define SMTPS_LINE_BUF		(SMTPS_AUTH_LINE_MAX + 1)
 
 enum smtps_state {

@@ -1063,7 +1063,7 @@ static const struct {
  */
 START_TEST(test_smtp_server_auth_bytes_wiped)
 {
-	char		 plain[1024], pass64[512], line[4096], *b64;
+	char		 plain[1024], pass64[512], line[16384], *b64;
 	const char	*secret;
 	size_t		 i;
 
@@ -1113,8 +1113,9 @@ START_TEST(test_smtp_server_auth_bytes_wiped)
 		}
 		break;
 	case WIPE_TOO_LONG:
+		/* Over RFC 4954's 12288 octets for an AUTH line. */
 		snprintf(line, sizeof(line), "EHLO c\r\nAUTH PLAIN %0*d%s\r\n",
-		    1100, 0, b64);
+		    12300, 0, b64);
 		say(line);
 		ck_assert_str_eq(last_reply(), "500 5.5.2 Line too long");
 		snprintf(line, sizeof(line), "AUTH PLAIN %s\r\n", b64);

@@ -61,7 +61,8 @@
 #include "util.h"
 
 #define STANDIN_SIZE_MAX	35882577ULL	/* Gmail's advertised SIZE */
-#define STANDIN_LINE_MAX	2048	/* command or SASL line, with CRLF */
+#define STANDIN_LINE_MAX	12290	/* command or SASL line, with CRLF:
+					   RFC 4954's 12288 for AUTH */
 #define STANDIN_CHUNK		65536	/* message bytes handled per piece */
 #define STANDIN_IBUF_MAX	(2 * STANDIN_CHUNK)	/* input read ahead */
 #define STANDIN_OBUF_MAX	65536	/* unsent replies before reading pauses */
@@ -69,7 +70,8 @@
 #define STANDIN_UNKNOWN_MAX	10	/* unrecognized commands before goodbye */
 #define STANDIN_ADDR_MAX	256	/* RFC 5321 path, with NUL */
 #define STANDIN_USER_MAX	256
-#define STANDIN_SASL_MAX	1024	/* decoded SASL response */
+#define STANDIN_SASL_MAX	4096	/* decoded SASL response: a
+					   2048-byte token fits */
 #define STANDIN_XO_AUTH		"\001auth=Bearer "
 /* Gmail's XOAUTH2 error challenge, before base64 (gmail-smtp.md 5). */
 #define STANDIN_XOAUTH2_ERR	"{\"status\":\"401\",\"schemes\":\"Bearer\"," \
