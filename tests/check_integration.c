@@ -229,7 +229,10 @@ it_smtp_submit(const char *body, size_t len, char *id, size_t idlen)
 	harness_smtp_close(&s);
 }
 
-/* Wait until queue/<id> is gone and relayqd d has logged the delivery. */
+/*
+ * Wait until queue/<id> and its removal queue/.<id> are gone and relayqd d
+ * has logged the delivery.
+ */
 static void
 it_wait_delivered(struct harness_proc *d, const char *id)
 {
@@ -238,6 +241,9 @@ it_wait_delivered(struct harness_proc *d, const char *id)
 	it_fmt(path, sizeof(path), "%s/queue/%s", it.queue, id);
 	it_assert(harness_wait_gone(path, it_wait()) == 0,
 	    "%s still queued", id);
+	it_fmt(path, sizeof(path), "%s/queue/.%s", it.queue, id);
+	it_assert(harness_wait_gone(path, it_wait()) == 0,
+	    "%s never finished removing", id);
 	it_fmt(line, sizeof(line), "%s delivered", id);
 	it_assert(harness_wait_grep(d->log, line, 1, it_wait()) == 0,
 	    "relayqd never logged \"%s\"", line);

@@ -1405,6 +1405,10 @@ START_TEST(test_secrets_nowhere_after_delivery)
 	hostile_fmt(line, sizeof(line), "%s delivered", id);
 	hostile_assert(harness_wait_grep(d->log, line, 1,
 	    harness_scale(HARNESS_WAIT)) == 0, "never delivered");
+	/* The removal runs after the delivery is logged, off the loop. */
+	hostile_fmt(path, sizeof(path), "%s/queue/.%s", hh.queue, id);
+	hostile_assert(harness_wait_gone(path, harness_scale(HARNESS_WAIT)) ==
+	    0, "%s never removed", path);
 	hostile_fmt(path, sizeof(path), "%s/events.log", hh.mail);
 	hostile_assert(harness_grep(path, "result=235") == 1,
 	    "the stand-in did not accept the password");
