@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,65 +74,6 @@ relayq_usage(FILE *fp)
 	    SUBMIT_SOCKET_DEFAULT, QUEUE_ADMIN_DIR_DEFAULT);
 }
 
-/* Turn terminal echo off (on == 0) or back on; 0 if stdin is a tty. */
-static int
-relayq_echo(struct termios *saved, int on)
-{
-	struct termios	 t;
-
-	if (on)
-		return tcsetattr(STDIN_FILENO, TCSAFLUSH, saved);
-	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, saved) == -1)
-		return -1;
-	t = *saved;
-	t.c_lflag &= ~(tcflag_t)ECHO;
-	return tcsetattr(STDIN_FILENO, TCSAFLUSH, &t);
-}
-
-/*
- * Read one line of standard input into pass with read(2), byte by byte,
- * so no stdio buffer keeps a copy; prompt goes to a terminal.  The
- * newline (and a CR before it) is dropped.  0, or -1 when the line is
- * empty, missing or too long.
- */
-static int
-relayq_read_password(char *pass, size_t len, const char *prompt)
-{
-	struct termios	 saved;
-	size_t		 n = 0;
-	ssize_t		 r;
-	char		 c;
-	int		 tty, ret = 0;
-
-	tty = relayq_echo(&saved, 0) == 0;
-	if (tty)
-		(void)fputs(prompt, stderr);
-	for (;;) {
-		r = read(STDIN_FILENO, &c, 1);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r != 1 || c == '\n')
-			break;
-		if (n + 1 >= len)
-			ret = -1;
-		else
-			pass[n++] = c;
-	}
-	secure_zero(&c, sizeof(c));
-	if (n > 0 && pass[n - 1] == '\r')
-		n--;
-	pass[n] = '\0';
-	if (tty) {
-		(void)relayq_echo(&saved, 1);
-		(void)fputc('\n', stderr);
-	}
-	if (n == 0)
-		ret = -1;
-	if (ret == -1)
-		secure_zero(pass, len);
-	return ret;
-}
-
 /*
  * Fill cred from the arguments.  A password (or with --oauth2-token an
  * access token) given on the command line is copied and then overwritten
@@ -153,7 +93,7 @@ relayq_credentials(struct sasl_cred *cred, const char *sender, char *password,
 		return -1;
 	}
 	if (strcmp(password, "-") == 0) {
-		if (relayq_read_password(cred->pass, sizeof(cred->pass),
+		if (read_secret(cred->pass, sizeof(cred->pass),
 		    token ? "Token: " : "Password: ") == 0)
 			return 0;
 		(void)fprintf(stderr, "relayq: no %s, or one longer "

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -190,4 +191,58 @@ str_is_clean(const char *s, size_t len)
 		if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
 			return false;
 	return true;
+}
+
+/* Turn terminal echo off (on == 0) or back on; 0 if stdin is a tty. */
+static int
+util_echo(struct termios *saved, int on)
+{
+	struct termios	 t;
+
+	if (on)
+		return tcsetattr(STDIN_FILENO, TCSAFLUSH, saved);
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, saved) == -1)
+		return -1;
+	t = *saved;
+	t.c_lflag &= ~(tcflag_t)ECHO;
+	return tcsetattr(STDIN_FILENO, TCSAFLUSH, &t);
+}
+
+/* One line of standard input into buf; see util.h. */
+int
+read_secret(char *buf, size_t len, const char *prompt)
+{
+	struct termios	 saved;
+	size_t		 n = 0;
+	ssize_t		 r;
+	char		 c;
+	int		 tty, ret = 0;
+
+	tty = util_echo(&saved, 0) == 0;
+	if (tty)
+		(void)fputs(prompt, stderr);
+	for (;;) {
+		r = read(STDIN_FILENO, &c, 1);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r != 1 || c == '\n')
+			break;
+		if (n + 1 >= len)
+			ret = -1;
+		else
+			buf[n++] = c;
+	}
+	secure_zero(&c, sizeof(c));
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = '\0';
+	if (tty) {
+		(void)util_echo(&saved, 1);
+		(void)fputc('\n', stderr);
+	}
+	if (n == 0)
+		ret = -1;
+	if (ret == -1)
+		secure_zero(buf, len);
+	return ret;
 }

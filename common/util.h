@@ -32,6 +32,13 @@ int	 parse_uint(const char *, unsigned long long min,
 
 /* Write all of buf, retrying on EINTR and short writes; 0 or -1/errno. */
 int	 write_all(int fd, const void *buf, size_t len);
+/*
+ * One line of standard input into buf (NUL-terminated), read byte by byte
+ * so no stdio buffer keeps a copy; with a terminal, prompt goes to stderr
+ * and echo is off.  The newline (and a CR before it) is dropped.  0, or -1
+ * (buf wiped) when the line is empty, missing or too long.
+ */
+int	 read_secret(char *buf, size_t len, const char *prompt);
 
 /* fsync a directory by path so renames and unlinks in it are durable. */
 int	 fsync_dir(const char *path);

@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <netdb.h>
-#include <termios.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -507,64 +506,6 @@ relayqd_stop(struct relayqd *d)
 		SSL_CTX_free(d->ssl_ctx);
 }
 
-/* Turn terminal echo off (on == 0) or back on; 0 if stdin is a tty. */
-static int
-relayqd_echo(struct termios *saved, int on)
-{
-	struct termios	 t;
-
-	if (on)
-		return tcsetattr(STDIN_FILENO, TCSAFLUSH, saved);
-	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, saved) == -1)
-		return -1;
-	t = *saved;
-	t.c_lflag &= ~(tcflag_t)ECHO;
-	return tcsetattr(STDIN_FILENO, TCSAFLUSH, &t);
-}
-
-/*
- * One line of standard input into pass, read byte by byte so no stdio
- * buffer keeps a copy; the newline (and a CR before it) is dropped.
- * 0, or -1 when the line is empty, missing or too long.
- */
-static int
-relayqd_read_password(char *pass, size_t len)
-{
-	struct termios	 saved;
-	size_t		 n = 0;
-	ssize_t		 r;
-	char		 c;
-	int		 tty, ret = 0;
-
-	tty = relayqd_echo(&saved, 0) == 0;
-	if (tty)
-		fputs("Password: ", stderr);
-	for (;;) {
-		r = read(STDIN_FILENO, &c, 1);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r != 1 || c == '\n')
-			break;
-		if (n + 1 >= len)
-			ret = -1;
-		else
-			pass[n++] = c;
-	}
-	secure_zero(&c, sizeof(c));
-	if (n > 0 && pass[n - 1] == '\r')
-		n--;
-	pass[n] = '\0';
-	if (tty) {
-		relayqd_echo(&saved, 1);
-		fputc('\n', stderr);
-	}
-	if (n == 0 || ret == -1) {
-		secure_zero(pass, len);
-		return -1;
-	}
-	return 0;
-}
-
 struct relayqd_check {
 	struct event_base	*base;
 	enum relay_result	 result;
@@ -614,7 +555,8 @@ relayqd_check_relay(struct relayqd *d)
 	job.id = "check-relay";
 	job.msgfd = -1;
 	str_copy(job.cred.user, d->cfg.check_relay, sizeof(job.cred.user));
-	if (relayqd_read_password(job.cred.pass, sizeof(job.cred.pass)) == -1) {
+	if (read_secret(job.cred.pass, sizeof(job.cred.pass),
+	    "Password: ") == -1) {
 		fprintf(stderr, "relayqd: --check-relay: no password, or one "
 		    "longer than %d bytes, on standard input\n",
 		    SASL_SECRET_MAX - 1);
