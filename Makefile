@@ -86,6 +86,8 @@ IT_SRCS		+= tests/it_sendmail.c
 STANDIN_SRCS	= tests/standin/standin.c
 BENCH_SRCS	= tests/bench.c tests/bench_load.c tests/bench_sys.c \
 		  tests/harness.c
+# The delaying TCP proxy of `bench --rtt`; its core is unit-tested too.
+LPROXY_SRCS	= tests/latency_proxy_main.c tests/latency_proxy.c
 
 # Only what exists yet is built, so modules can land one at a time.
 COMMON_SRCS	:= $(wildcard $(COMMON_SRCS))
@@ -99,10 +101,11 @@ UNIT_OBJS	= $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(UNIT_MAIN:%.c=$(BUILD)/obj/%.o)
 IT_OBJS		= $(IT_SRCS:%.c=$(BUILD)/obj/%.o)
 STANDIN_OBJS	= $(STANDIN_SRCS:%.c=$(BUILD)/obj/%.o)
 BENCH_OBJS	= $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
+LPROXY_OBJS	= $(LPROXY_SRCS:%.c=$(BUILD)/obj/%.o)
 ALL_OBJS	= $(COMMON_OBJS) $(DAEMON_OBJS) $(CLIENT_OBJS) $(UNIT_OBJS) \
 		  $(IT_OBJS) $(STANDIN_OBJS) \
 		  $(BUILD)/obj/$(DAEMON_MAIN:.c=.o) $(BUILD)/obj/$(CLIENT_MAIN:.c=.o)
-ALL_OBJS	+= $(BENCH_OBJS)
+ALL_OBJS	+= $(BENCH_OBJS) $(LPROXY_OBJS)
 
 LIBCOMMON	= $(BUILD)/libcommon.a
 LIBDAEMON	= $(BUILD)/libdaemon.a
@@ -185,7 +188,8 @@ $(BUILD)/gen/suites.def: $(UNIT_SRCS)
 
 $(UNIT_OBJS) $(IT_OBJS): $(BUILD)/gen/suites.def
 
-$(BUILD)/tests/unit: $(UNIT_OBJS) $(LIBDAEMON) $(LIBCLIENT) $(LIBCOMMON)
+$(BUILD)/tests/unit: $(UNIT_OBJS) $(BUILD)/obj/tests/latency_proxy.o \
+	    $(LIBDAEMON) $(LIBCLIENT) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
@@ -201,6 +205,10 @@ $(BUILD)/tests/bench: $(BENCH_OBJS) $(LIBCLIENT) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -pthread -o $@ $^ $(DEP_LIBS) -lm
 
+$(BUILD)/tests/latency_proxy: $(LPROXY_OBJS) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
 certs: $(BUILD)/tests/certs/ca.pem
 
 $(BUILD)/tests/certs/ca.pem: tests/gen_certs.sh
@@ -213,7 +221,8 @@ deps:
 
 check: deps
 	$(MAKE) all $(BUILD)/tests/unit $(BUILD)/tests/integration \
-	    $(BUILD)/tests/standin $(BUILD)/tests/relayqd-fault certs
+	    $(BUILD)/tests/standin $(BUILD)/tests/relayqd-fault \
+	    $(BUILD)/tests/latency_proxy certs
 	$(BUILD)/tests/unit
 	RELAYQ_SRC=$(CURDIR) RELAYQ_BUILD=$(BUILD) $(BUILD)/tests/integration
 	sh systemd/check-units.sh $(BUILD)
@@ -240,7 +249,8 @@ systemd-test: deps
 
 # Measures only (no assertions); BENCH_FLAGS=--quick for a short run.
 bench: deps
-	$(MAKE) all $(BUILD)/tests/bench $(BUILD)/tests/standin certs
+	$(MAKE) all $(BUILD)/tests/bench $(BUILD)/tests/standin \
+	    $(BUILD)/tests/latency_proxy certs
 	RELAYQ_SRC=$(CURDIR) RELAYQ_BUILD=$(BUILD) $(BUILD)/tests/bench \
 	    $(BENCH_FLAGS)
 
