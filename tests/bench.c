@@ -18,6 +18,12 @@
  *   5. one big message (30 MB): peak RSS while receiving and relaying;
  *   6. a queue filled with 10,000 entries: start-up time, RSS, and RSS
  *	while it drains for a few seconds.
+ * With --rtt MS, tests/latency_proxy sits in front of the stand-in and
+ * both relayqd and the direct client of phase 3 go through it, so every
+ * round trip costs MS as it would against Gmail.  With --compare-reuse,
+ * phase 4's end to end is run a second time by a relayqd started with
+ * --conn-messages=1 (one message per connection), and the ratio of the
+ * two rates is reported.
  * The table goes to stdout, the same figures as JSON to build/bench.json.
  * Every process is stopped and the directory removed at the end, also
  * after a failure or SIGINT/SIGTERM.
@@ -59,6 +65,8 @@ struct bench_opts {
 	double		 disk_secs;
 	double		 drain_secs;
 	double		 timeout;	/* for the burst to arrive */
+	unsigned	 rtt;		/* ms through latency_proxy; 0: none */
+	bool		 compare_reuse;	/* the burst again, reuse off */
 	const char	*json;
 	const char	*dargs[BENCH_ARGS_MAX];
 	size_t		 ndargs;
@@ -83,6 +91,11 @@ enum bench_figure {
 	F_E2E_P50,
 	F_E2E_P99,
 	F_E2E_MISSING,
+	F_E2E_OFF_RATE,
+	F_E2E_OFF_P50,
+	F_E2E_OFF_P99,
+	F_E2E_REUSE_RATIO,
+	F_CPU_OFF_PER_1000,
 	F_IDLE_P50,
 	F_IDLE_ACK_P50,
 	F_DIRECT_P50,
@@ -144,6 +157,16 @@ static const struct bench_figure_desc bench_figures[F_COUNT] = {
 	    "end to end latency p99", "ms", 1000, 0 },
 	[F_E2E_MISSING] = { "e2e_missing",
 	    "end to end missing", "", 1, 0 },
+	[F_E2E_OFF_RATE] = { "e2e_reuse_off_msgs_per_s",
+	    "end to end, reuse off (--conn-messages=1)", "msgs/s", 1, 1 },
+	[F_E2E_OFF_P50] = { "e2e_reuse_off_p50_ms",
+	    "  latency p50", "ms", 1000, 0 },
+	[F_E2E_OFF_P99] = { "e2e_reuse_off_p99_ms",
+	    "  latency p99", "ms", 1000, 0 },
+	[F_E2E_REUSE_RATIO] = { "e2e_reuse_ratio",
+	    "end to end, reuse on / reuse off", "", 1, 2 },
+	[F_CPU_OFF_PER_1000] = { "cpu_s_per_1000_reuse_off",
+	    "  daemon CPU per 1000, reuse off (u+s)", "s", 1, 2 },
 	[F_IDLE_P50] = { "idle_p50_ms",
 	    "idle latency p50, relayqd", "ms", 1000, 1 },
 	[F_IDLE_ACK_P50] = { "idle_submit_p50_ms",
@@ -188,6 +211,8 @@ struct bench {
 	bool			 watching;
 	struct harness_proc	*standin;
 	struct harness_proc	*daemon;
+	struct harness_proc	*proxy;		/* latency_proxy, with --rtt */
+	int			 relay_port;	/* the proxy's, or the stand-in's */
 	struct bench_msg	 msg;
 	struct bench_msg	 bigmsg;
 	size_t			 next_slot;
@@ -225,7 +250,8 @@ bench_usage(void)
 	    "             [--queued N] [--big BYTES] [--disk-secs S] "
 	    "[--drain-secs S]\n"
 	    "             [--timeout S] [--json PATH] [--quick]\n"
-	    "             [--daemon-arg ARG ...] [-v]\n");
+	    "             [--rtt MS] [--compare-reuse] "
+	    "[--daemon-arg ARG ...] [-v]\n");
 	exit(64);
 }
 
@@ -248,7 +274,7 @@ static void
 bench_getopt(struct bench_opts *o, int argc, char **argv)
 {
 	enum { O_IDLE = 256, O_QUEUED, O_BIG, O_DISK, O_DRAIN, O_TIMEOUT,
-	    O_JSON, O_QUICK, O_DARG };
+	    O_JSON, O_QUICK, O_DARG, O_RTT, O_COMPARE };
 	static const struct option	 opts[] = {
 		{ "messages",	required_argument, NULL, 'n' },
 		{ "concurrency", required_argument, NULL, 'c' },
@@ -262,6 +288,8 @@ bench_getopt(struct bench_opts *o, int argc, char **argv)
 		{ "json",	required_argument, NULL, O_JSON },
 		{ "quick",	no_argument,	   NULL, O_QUICK },
 		{ "daemon-arg",	required_argument, NULL, O_DARG },
+		{ "rtt",	required_argument, NULL, O_RTT },
+		{ "compare-reuse", no_argument,	   NULL, O_COMPARE },
 		{ "verbose",	no_argument,	   NULL, 'v' },
 		{ NULL,		0,		   NULL, 0 }
 	};
@@ -324,6 +352,13 @@ bench_getopt(struct bench_opts *o, int argc, char **argv)
 			if (o->ndargs == BENCH_ARGS_MAX)
 				bench_usage();
 			o->dargs[o->ndargs++] = optarg;
+			break;
+		case O_RTT:
+			o->rtt = (unsigned)bench_number("--rtt", optarg, 0,
+			    10000);
+			break;
+		case O_COMPARE:
+			o->compare_reuse = true;
 			break;
 		case 'v':
 			o->verbose++;
@@ -482,9 +517,56 @@ bench_start_standin(struct bench *b)
 	return 0;
 }
 
-/* Start relayqd; the seconds until it answered its banner, or -1. */
+/*
+ * With --rtt, start latency_proxy in front of the stand-in; relayqd and
+ * the direct client use b->relay_port either way.
+ */
+static int
+bench_start_proxy(struct bench *b)
+{
+	struct harness	*h = &b->h;
+	char		 prog[PATH_MAX], portfile[PATH_MAX], to[64], rtt[16];
+	char		*port, *argv[16];
+	size_t		 n = 0;
+
+	b->relay_port = h->port;
+	if (b->o.rtt == 0)
+		return 0;
+	bench_path(prog, sizeof(prog), "%s/tests/latency_proxy", h->build);
+	bench_path(portfile, sizeof(portfile), "%s/proxy.port", h->dir);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", h->port);
+	snprintf(rtt, sizeof(rtt), "%u", b->o.rtt);
+	bench_arg(argv, &n, prog);
+	bench_arg(argv, &n, "--listen");
+	bench_arg(argv, &n, "127.0.0.1:0");
+	bench_arg(argv, &n, "--port-file");
+	bench_arg(argv, &n, portfile);
+	bench_arg(argv, &n, "--to");
+	bench_arg(argv, &n, to);
+	bench_arg(argv, &n, "--rtt");
+	bench_arg(argv, &n, rtt);
+	if (b->o.verbose > 1)
+		bench_arg(argv, &n, "-v");	/* each chunk in its log */
+	if ((b->proxy = harness_spawn(h, "latency_proxy", argv)) == NULL ||
+	    harness_wait_file(portfile, b->proxy, BENCH_START_WAIT) == -1 ||
+	    (port = harness_read_file(portfile, NULL)) == NULL) {
+		fprintf(stderr, "bench: latency_proxy did not start\n");
+		return -1;
+	}
+	b->relay_port = atoi(port);
+	free(port);
+	if (b->o.verbose)
+		fprintf(stderr, "bench: latency_proxy pid %ld port %d rtt %u "
+		    "ms\n", (long)b->proxy->pid, b->relay_port, b->o.rtt);
+	return 0;
+}
+
+/*
+ * Start relayqd (with extra as one more argument unless NULL); the
+ * seconds until it answered its banner, or -1.
+ */
 static double
-bench_start_daemon(struct bench *b)
+bench_start_daemon(struct bench *b, const char *extra)
 {
 	struct harness	*h = &b->h;
 	char		 prog[PATH_MAX], relay[64], ca[PATH_MAX];
@@ -493,7 +575,7 @@ bench_start_daemon(struct bench *b)
 	double		 t0, at;
 
 	bench_path(prog, sizeof(prog), "%s/relayqd", h->build);
-	snprintf(relay, sizeof(relay), "127.0.0.1:%d", h->port);
+	snprintf(relay, sizeof(relay), "127.0.0.1:%d", b->relay_port);
 	bench_path(ca, sizeof(ca), "%s/ca.pem", h->certs);
 	bench_arg(argv, &n, prog);
 	bench_arg(argv, &n, "--foreground");
@@ -510,6 +592,8 @@ bench_start_daemon(struct bench *b)
 	bench_arg(argv, &n, "0");
 	for (i = 0; i < b->o.ndargs; i++)
 		bench_arg(argv, &n, b->o.dargs[i]);
+	if (extra != NULL)
+		bench_arg(argv, &n, extra);
 	t0 = bench_now();
 	if ((b->daemon = harness_spawn(h, "relayqd", argv)) == NULL ||
 	    (at = bench_wait_banner(h->socket, b->daemon,
@@ -588,7 +672,7 @@ bench_idle(struct bench *b)
 	b->r[F_IDLE_ACK_P50] = bench_pct(ack, b->o.idle, 0.5);
 
 	bench_path(ca, sizeof(ca), "%s/ca.pem", b->h.certs);
-	if (bench_direct_init(&d, ca, b->h.port, &b->msg, err,
+	if (bench_direct_init(&d, ca, b->relay_port, &b->msg, err,
 	    sizeof(err)) == -1)
 		goto done;
 	first = bench_slots(b, b->o.idle);
@@ -635,16 +719,20 @@ bench_intake_figures(struct bench *b, const struct bench_intake *in,
 	free(v);
 }
 
-/* N messages from C submitters; intake, end to end, CPU, peak RSS. */
+/*
+ * N messages from C submitters; intake, end to end, CPU, peak RSS.  With
+ * off, the same N through a relayqd with reuse switched off: only its end
+ * to end and CPU are kept.
+ */
 static int
-bench_burst(struct bench *b)
+bench_burst(struct bench *b, bool off)
 {
 	struct bench_intake	 in;
 	double			*v, t0, tarr = 0, cpu0, scpu0;
 	size_t			 i, got;
 	pid_t			 dpid = b->daemon->pid;
 
-	bench_step(b, "burst");
+	bench_step(b, off ? "burst, reuse off" : "burst");
 	memset(&in, 0, sizeof(in));
 	in.socket = b->h.socket;
 	in.msg = &b->msg;
@@ -662,19 +750,21 @@ bench_burst(struct bench *b)
 		free(in.subs);
 		return -1;
 	}
-	b->r[F_CPU_PER_1000] = (bench_proc_cpu(dpid) - cpu0) / (double)got *
-	    1000;
-	b->r[F_STANDIN_CPU_PER_1000] = (bench_proc_cpu(b->standin->pid) -
-	    scpu0) / (double)got * 1000;
-	b->r[F_RSS_RUN] = (double)bench_proc_kb(dpid, "VmHWM");
-	b->r[F_INTAKE_FAILED] = (double)in.failed;
-	b->r[F_E2E_MISSING] = (double)(in.n - got);
+	b->r[off ? F_CPU_OFF_PER_1000 : F_CPU_PER_1000] =
+	    (bench_proc_cpu(dpid) - cpu0) / (double)got * 1000;
+	if (!off) {
+		b->r[F_STANDIN_CPU_PER_1000] = (bench_proc_cpu(
+		    b->standin->pid) - scpu0) / (double)got * 1000;
+		b->r[F_RSS_RUN] = (double)bench_proc_kb(dpid, "VmHWM");
+		b->r[F_INTAKE_FAILED] = (double)in.failed;
+		b->r[F_E2E_MISSING] = (double)(in.n - got);
+		bench_intake_figures(b, &in, t0, F_INTAKE_RATE, F_INTAKE_P50,
+		    F_INTAKE_P99);
+	}
 	if (in.failed > 0)
 		fprintf(stderr, "bench: %zu submissions failed, first: %s\n",
 		    in.failed, in.error);
 
-	bench_intake_figures(b, &in, t0, F_INTAKE_RATE, F_INTAKE_P50,
-	    F_INTAKE_P99);
 	v = xcalloc(in.n, sizeof(*v));
 	for (got = 0, i = 0; i < in.n; i++) {
 		double	 at = bench_arrival_at(&b->arr, in.first + i);
@@ -685,12 +775,44 @@ bench_burst(struct bench *b)
 		if (at > tarr)
 			tarr = at;
 	}
-	b->r[F_E2E_RATE] = (double)got / (tarr - t0);
-	b->r[F_E2E_P50] = bench_pct(v, got, 0.5);
-	b->r[F_E2E_P99] = bench_pct(v, got, 0.99);
+	b->r[off ? F_E2E_OFF_RATE : F_E2E_RATE] = (double)got / (tarr - t0);
+	b->r[off ? F_E2E_OFF_P50 : F_E2E_P50] = bench_pct(v, got, 0.5);
+	b->r[off ? F_E2E_OFF_P99 : F_E2E_P99] = bench_pct(v, got, 0.99);
 	free(v);
 	free(in.subs);
 	return got == in.n ? 0 : -1;
+}
+
+/* Wait until relayqd removed every delivered entry from queue/. */
+static int
+bench_wait_empty(struct bench *b)
+{
+	char	 dir[PATH_MAX];
+
+	/* Arrival is logged before relayqd removes the entry: let it. */
+	bench_path(dir, sizeof(dir), "%s/queue", b->h.queue);
+	if (harness_wait_count(dir, "", 0, BENCH_SLOT_WAIT) == -1) {
+		fprintf(stderr, "bench: %s did not empty\n", dir);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * --compare-reuse: the burst again through a relayqd that sends one
+ * message per connection, then relayqd as before for the next phases.
+ */
+static int
+bench_reuse_off(struct bench *b)
+{
+	if (!b->o.compare_reuse)
+		return 0;
+	if (bench_wait_empty(b) == -1 || bench_stop_daemon(b) == -1 ||
+	    bench_start_daemon(b, "--conn-messages=1") < 0 ||
+	    bench_burst(b, true) == -1 || bench_wait_empty(b) == -1 ||
+	    bench_stop_daemon(b) == -1)
+		return -1;
+	return bench_start_daemon(b, NULL) < 0 ? -1 : 0;
 }
 
 /*
@@ -787,13 +909,7 @@ bench_queued(struct bench *b)
 	if (b->o.queued == 0)
 		return 0;
 	bench_step(b, "queued start-up");
-	/* Arrival is logged before relayqd removes the entry: let it. */
-	bench_path(msgfile, sizeof(msgfile), "%s/queue", b->h.queue);
-	if (harness_wait_count(msgfile, "", 0, BENCH_SLOT_WAIT) == -1) {
-		fprintf(stderr, "bench: %s did not empty\n", msgfile);
-		return -1;
-	}
-	if (bench_stop_daemon(b) == -1)
+	if (bench_wait_empty(b) == -1 || bench_stop_daemon(b) == -1)
 		return -1;
 	bench_path(msgfile, sizeof(msgfile), "%s/bench.eml", b->h.dir);
 	if ((fd = open(msgfile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
@@ -806,7 +922,7 @@ bench_queued(struct bench *b)
 	    (long long)time(NULL) + 3600) == -1)
 		return -1;
 	unlink(msgfile);
-	if ((b->r[F_STARTUP_QUEUED] = bench_start_daemon(b)) < 0)
+	if ((b->r[F_STARTUP_QUEUED] = bench_start_daemon(b, NULL)) < 0)
 		return -1;
 	b->r[F_RSS_QUEUED_START] = (double)bench_proc_kb(b->daemon->pid,
 	    "VmHWM");
@@ -863,6 +979,8 @@ bench_derive(struct bench *b)
 	    b->r[F_DISKC]);
 	b->r[F_IDLE_RATIO] = bench_ratio(b->r[F_IDLE_P50],
 	    b->r[F_DIRECT_P50]);
+	b->r[F_E2E_REUSE_RATIO] = bench_ratio(b->r[F_E2E_RATE],
+	    b->r[F_E2E_OFF_RATE]);
 }
 
 /* The table on stdout; "-" for what was not measured. */
@@ -875,8 +993,13 @@ bench_table(const struct bench *b)
 
 	printf("\nrelayq bench: N=%zu messages of %zu bytes, C=%zu, idle "
 	    "samples %zu,\nbig message %zu bytes, filled queue %zu entries, "
-	    "drained for %.0f s\n", o->n, b->msglen, o->conc, o->idle, o->big,
-	    o->queued, o->drain_secs);
+	    "drained for %.0f s,\n", o->n, b->msglen, o->conc, o->idle,
+	    o->big, o->queued, o->drain_secs);
+	if (o->rtt > 0)
+		printf("round trip to the stand-in %u ms (latency_proxy)\n",
+		    o->rtt);
+	else
+		printf("round trip to the stand-in: loopback\n");
 	for (i = 0; i < F_COUNT; i++) {
 		f = &bench_figures[i];
 		if (isnan(b->r[i]) || b->r[i] < 0)
@@ -912,9 +1035,10 @@ bench_json(const struct bench *b, const char *path)
 	    cpu, ncpu, mem, kern, fs);
 	fprintf(fp, "  \"params\": { \"messages\": %zu, \"concurrency\": "
 	    "%zu, \"message_bytes\": %zu, \"idle_samples\": %zu, "
-	    "\"queued\": %zu, \"big_bytes\": %zu, \"drain_secs\": %g },\n",
+	    "\"queued\": %zu, \"big_bytes\": %zu, \"drain_secs\": %g, "
+	    "\"rtt_ms\": %u, \"compare_reuse\": %s },\n",
 	    b->o.n, b->o.conc, b->msglen, b->o.idle, b->o.queued, b->o.big,
-	    b->o.drain_secs);
+	    b->o.drain_secs, b->o.rtt, b->o.compare_reuse ? "true" : "false");
 	fprintf(fp, "  \"results\": {\n");
 	for (i = 0; i < F_COUNT; i++) {
 		f = &bench_figures[i];
@@ -939,12 +1063,13 @@ bench_run(struct bench *b)
 	if (bench_disk(b) == -1)
 		return -1;
 	bench_step(b, "start");
-	if (bench_start_standin(b) == -1 ||
-	    (b->r[F_STARTUP_EMPTY] = bench_start_daemon(b)) < 0)
+	if (bench_start_standin(b) == -1 || bench_start_proxy(b) == -1 ||
+	    (b->r[F_STARTUP_EMPTY] = bench_start_daemon(b, NULL)) < 0)
 		return -1;
 	b->r[F_RSS_IDLE] = (double)bench_proc_kb(b->daemon->pid, "VmRSS");
-	if (bench_idle(b) == -1 || bench_burst(b) == -1 ||
-	    bench_alone(b) == -1 || bench_big(b) == -1)
+	if (bench_idle(b) == -1 || bench_burst(b, false) == -1 ||
+	    bench_reuse_off(b) == -1 || bench_alone(b) == -1 ||
+	    bench_big(b) == -1)
 		return -1;
 	return bench_queued(b);
 }
@@ -963,7 +1088,8 @@ main(int argc, char **argv)
 	bench_getopt(&b.o, argc, argv);
 	for (i = 0; i < F_COUNT; i++)
 		b.r[i] = NAN;
-	b.nslots = 2 * b.o.idle + 2 * b.o.n + 1 + b.o.queued;
+	b.nslots = 2 * b.o.idle + (b.o.compare_reuse ? 3 : 2) * b.o.n + 1 +
+	    b.o.queued;
 	log_init(LOG_SINK_STDERR, 0, "bench");
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = bench_on_signal;
