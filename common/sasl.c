@@ -19,12 +19,54 @@
 #define SASL_XO_AUTH	"\001auth=Bearer "
 /* "user=" U "\1auth=Bearer " T "\1\1", U and T within their maxima. */
 #define SASL_XOAUTH2_MAX	(SASL_FIELD_MAX + SASL_SECRET_MAX + 32)
+/* The larger of the two: the decoders' buffer. */
+#define SASL_DECODE_MAX	(SASL_PLAIN_MAX > SASL_XOAUTH2_MAX ? \
+	SASL_PLAIN_MAX : SASL_XOAUTH2_MAX)
+
+static int	sasl_plain_split(const char *, size_t, struct sasl_cred *,
+		    const char **);
+static int	sasl_xoauth2_split(const char *, size_t, struct sasl_cred *,
+		    const char **);
 
 /* Wipe both fields of a credential. */
 void
 sasl_cred_clear(struct sasl_cred *cred)
 {
 	secure_zero(cred, sizeof(*cred));
+}
+
+/*
+ * The base64 step of the decoders: b64 must decode to at most max bytes,
+ * which split turns into cred.  On failure cred is cleared; the decoded
+ * bytes are wiped either way.
+ */
+static int
+sasl_decode(const char *b64, size_t max, const char *too_long,
+    int (*split)(const char *, size_t, struct sasl_cred *, const char **),
+    struct sasl_cred *cred, const char **reason)
+{
+	char		 buf[SASL_DECODE_MAX];
+	const char	*dummy;
+	size_t		 len;
+	long		 n;
+	int		 rc = -1;
+
+	if (reason == NULL)
+		reason = &dummy;
+	sasl_cred_clear(cred);
+	len = strlen(b64);
+	if (len > base64_encoded_len(max)) {
+		*reason = too_long;
+		return -1;
+	}
+	if ((n = base64_decode(b64, len, buf, max)) == -1)
+		*reason = "invalid base64";
+	else
+		rc = split(buf, (size_t)n, cred, reason);
+	if (rc == -1)
+		sasl_cred_clear(cred);
+	secure_zero(buf, sizeof(buf));
+	return rc;
 }
 
 /* Encode "\0user\0pass" as NUL-terminated base64 into out. */
@@ -58,6 +100,10 @@ sasl_plain_split(const char *buf, size_t len, struct sasl_cred *cred,
 	const char	*authz, *user, *pass, *nul;
 	size_t		 zlen, ulen, plen;
 
+	if (len == 0) {
+		*reason = "empty PLAIN response";
+		return -1;
+	}
 	authz = buf;
 	if ((nul = memchr(authz, '\0', len)) == NULL) {
 		*reason = "malformed PLAIN response";
@@ -100,34 +146,8 @@ int
 sasl_plain_decode(const char *b64, struct sasl_cred *cred,
     const char **reason)
 {
-	char		 buf[SASL_PLAIN_MAX];
-	const char	*dummy;
-	size_t		 len;
-	long		 n;
-	int		 rc = -1;
-
-	if (reason == NULL)
-		reason = &dummy;
-	sasl_cred_clear(cred);
-	len = strlen(b64);
-	if (len > base64_encoded_len(sizeof(buf))) {
-		*reason = "PLAIN response too long";
-		return -1;
-	}
-	if ((n = base64_decode(b64, len, buf, sizeof(buf))) == -1) {
-		*reason = "invalid base64";
-		goto out;
-	}
-	if (n == 0) {
-		*reason = "empty PLAIN response";
-		goto out;
-	}
-	rc = sasl_plain_split(buf, (size_t)n, cred, reason);
-	if (rc == -1)
-		sasl_cred_clear(cred);
- out:
-	secure_zero(buf, sizeof(buf));
-	return rc;
+	return sasl_decode(b64, SASL_PLAIN_MAX, "PLAIN response too long",
+	    sasl_plain_split, cred, reason);
 }
 
 /* Encode one LOGIN field (user or password) as NUL-terminated base64. */
@@ -237,28 +257,6 @@ int
 sasl_xoauth2_decode(const char *b64, struct sasl_cred *cred,
     const char **reason)
 {
-	char		 buf[SASL_XOAUTH2_MAX];
-	const char	*dummy;
-	size_t		 len;
-	long		 n;
-	int		 rc = -1;
-
-	if (reason == NULL)
-		reason = &dummy;
-	sasl_cred_clear(cred);
-	len = strlen(b64);
-	if (len > base64_encoded_len(sizeof(buf))) {
-		*reason = "XOAUTH2 response too long";
-		return -1;
-	}
-	if ((n = base64_decode(b64, len, buf, sizeof(buf))) == -1) {
-		*reason = "invalid base64";
-		goto out;
-	}
-	rc = sasl_xoauth2_split(buf, (size_t)n, cred, reason);
-	if (rc == -1)
-		sasl_cred_clear(cred);
- out:
-	secure_zero(buf, sizeof(buf));
-	return rc;
+	return sasl_decode(b64, SASL_XOAUTH2_MAX, "XOAUTH2 response too long",
+	    sasl_xoauth2_split, cred, reason);
 }

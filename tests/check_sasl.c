@@ -266,6 +266,38 @@ START_TEST(test_sasl_xoauth2_roundtrip)
 }
 END_TEST
 
+/* Each way a PLAIN response is refused, with the reason the server logs. */
+static const struct {
+	const char	*raw;
+	size_t		 len;		/* 0: strlen(raw) */
+	const char	*reason;
+} plain_bad[] = {
+	{ "", 0, "empty PLAIN response" },
+	{ "user", 0, "malformed PLAIN response" },
+	{ "\0user", 5, "malformed PLAIN response" },
+	{ "\0user\0pa\0ss", 13, "malformed PLAIN response" },
+	{ "\0\0pass", 6, "empty user name or password" },
+	{ "\0user\0", 6, "empty user name or password" },
+	{ "bob\0user\0pass", 13, "authorization identity differs from user" },
+};
+
+START_TEST(test_sasl_plain_decode_reasons)
+{
+	struct sasl_cred	 d;
+	char			 in[256];
+	const char		*why = NULL;
+	size_t			 len;
+
+	len = plain_bad[_i].len != 0 ? plain_bad[_i].len :
+	    strlen(plain_bad[_i].raw);
+	b64(plain_bad[_i].raw, len, in, sizeof(in));
+	memset(&d, 'x', sizeof(d));
+	ck_assert_int_eq(sasl_plain_decode(in, &d, &why), -1);
+	ck_assert_str_eq(why, plain_bad[_i].reason);
+	ck_assert_uint_eq(strlen(d.user) + strlen(d.pass), 0);
+}
+END_TEST
+
 static const struct {
 	const char	*raw;
 	size_t		 len;		/* 0: strlen(raw) */
@@ -344,6 +376,8 @@ sasl_suite(void)
 	    (int)nitems_ck(plain_bad_b64));
 	tcase_add_test(tc, test_sasl_plain_decode_too_long);
 	tcase_add_test(tc, test_sasl_plain_reason_never_quotes);
+	tcase_add_loop_test(tc, test_sasl_plain_decode_reasons, 0,
+	    (int)nitems_ck(plain_bad));
 	suite_add_tcase(s, tc);
 
 	return s;
