@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,9 +33,6 @@ static struct harness	 it;		/* one per forked test */
 
 static void	 it_setup(void);
 static void	 it_teardown(void);
-static void	 it_dump(void);
-static void	 it_fmt(char *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
 static double	 it_wait(void);
 static struct harness_proc *it_standin(const char *, const char *const *);
 static struct harness_proc *it_relayqd(const char *, int);
@@ -60,13 +56,14 @@ static TCase	*it_tcase(const char *, int);
  * _exit() and skips the teardown, so the processes are stopped and the
  * directory removed here (harness_fini is idempotent).
  */
-#define it_assert(cond, ...) do {					\
-	if (!(cond)) {							\
-		it_dump();						\
-		harness_fini(&it);					\
-		ck_abort_msg(__VA_ARGS__);				\
-	}								\
-} while (0)
+#define it_assert(cond, ...)						\
+	harness_check(cond, harness_dump(&it), harness_fini(&it),	\
+	    __VA_ARGS__)
+
+/* Format into buf; it must fit. */
+#define it_fmt(buf, len, ...)						\
+	it_assert(harness_fmt((buf), (len), __VA_ARGS__) == 0,		\
+	    "does not fit: %s", #buf)
 
 /* Fresh directory per test. */
 static void
@@ -88,61 +85,10 @@ it_setup(void)
 static void
 it_teardown(void)
 {
-	struct harness_proc	*p;
-	size_t			 i;
-	int			 status;
+	char	 why[PATH_MAX + 128];
 
-	for (i = it.nprocs; i > 0; i--) {
-		p = &it.procs[i - 1];
-		if (harness_exited(p))
-			continue;
-		status = harness_stop(p, SIGTERM, it_wait());
-		it_assert(status != -1 && WIFEXITED(status) &&
-		    WEXITSTATUS(status) == 0, "%s (%s) on SIGTERM: wait "
-		    "status 0x%x", p->name, p->log, (unsigned)status);
-	}
+	it_assert(harness_stop_all(&it, why, sizeof(why)) == 0, "%s", why);
 	harness_fini(&it);
-}
-
-
-/* Print the tail of each process log and the stand-in's events.log. */
-static void
-it_dump(void)
-{
-	char	 path[PATH_MAX];
-	char	*text;
-	size_t	 i, len, tail;
-
-	for (i = 0; i <= it.nprocs; i++) {
-		if (i < it.nprocs)
-			snprintf(path, sizeof(path), "%s", it.procs[i].log);
-		else if ((size_t)snprintf(path, sizeof(path), "%s/events.log",
-		    it.mail) >= sizeof(path))
-			continue;
-		if ((text = harness_read_file(path, &len)) == NULL)
-			continue;
-		/* The client's transcript is mostly base64: its end will do. */
-		tail = 8000;
-		if (i < it.nprocs && strcmp(it.procs[i].name, "relayq") == 0)
-			tail = 600;
-		fprintf(stderr, "---- %s ----\n%s%s", path,
-		    len > tail ? text + len - tail : text,
-		    len > 0 && text[len - 1] != '\n' ? "\n" : "");
-		free(text);
-	}
-}
-
-/* Format into buf; the result must fit, or the test fails. */
-static void
-it_fmt(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list	 ap;
-	int	 n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-	it_assert(n >= 0 && (size_t)n < len, "does not fit: %s", fmt);
 }
 
 /* The standard bounded wait. */

@@ -36,7 +36,6 @@
 #define HARNESS_POLL_NS		20000000L	/* 20 ms between polls */
 #define HARNESS_IO_WAIT		10.0		/* seconds per SMTP reply */
 
-static double	harness_now(void);
 static void	harness_nap(void);
 static int	harness_abs(const char *, char *, size_t);
 static int	harness_src_default(char *, size_t);
@@ -46,11 +45,9 @@ static int	harness_connect(const char *);
 static int	harness_smtp_line(struct harness_smtp *, char *, size_t,
 		    double);
 static int	harness_argv_add(char **, size_t *, size_t, const char *);
-static int	harness_path(char *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
 
 /* Monotonic seconds. */
-static double
+double
 harness_now(void)
 {
 	struct timespec	 ts;
@@ -85,9 +82,9 @@ harness_scale(double secs)
 	return secs * f;
 }
 
-/* Format a path into buf; 0, or -1 if it does not fit. */
-static int
-harness_path(char *buf, size_t len, const char *fmt, ...)
+/* Format into buf; 0, or -1 (ENAMETOOLONG) if it does not fit. */
+int
+harness_fmt(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list	 ap;
 	int	 n;
@@ -155,7 +152,7 @@ harness_init(struct harness *h)
 		fprintf(stderr, "harness: source dir: %s\n", strerror(errno));
 		return -1;
 	}
-	if (harness_path(p, sizeof(p), "%s/tests/certs", h->build) == -1 ||
+	if (harness_fmt(p, sizeof(p), "%s/tests/certs", h->build) == -1 ||
 	    harness_abs(p, h->certs, sizeof(h->certs)) == -1) {
 		fprintf(stderr, "harness: %s: %s (run make certs)\n", p,
 		    strerror(errno));
@@ -168,11 +165,11 @@ harness_init(struct harness *h)
 		h->dir[0] = '\0';
 		return -1;
 	}
-	if (harness_path(h->socket, sizeof(h->socket), "%s/relayq.sock",
+	if (harness_fmt(h->socket, sizeof(h->socket), "%s/relayq.sock",
 	    h->dir) == -1 ||
-	    harness_path(h->queue, sizeof(h->queue), "%s/spool",
+	    harness_fmt(h->queue, sizeof(h->queue), "%s/spool",
 	    h->dir) == -1 ||
-	    harness_path(h->mail, sizeof(h->mail), "%s/mail", h->dir) == -1 ||
+	    harness_fmt(h->mail, sizeof(h->mail), "%s/mail", h->dir) == -1 ||
 	    mkdir(h->mail, 0700) == -1) {
 		fprintf(stderr, "harness: mkdir %s: %s\n", h->mail,
 		    strerror(errno));
@@ -208,6 +205,61 @@ harness_fini(struct harness *h)
 	h->dir[0] = '\0';
 }
 
+/*
+ * Print the end of each process log and of the stand-in's events.log.  The
+ * client's transcript is mostly base64: its last lines will do.
+ */
+void
+harness_dump(const struct harness *h)
+{
+	char	 path[PATH_MAX];
+	char	*text;
+	size_t	 i, len, tail;
+
+	for (i = 0; i <= h->nprocs; i++) {
+		if (i < h->nprocs)
+			snprintf(path, sizeof(path), "%s", h->procs[i].log);
+		else if (harness_fmt(path, sizeof(path), "%s/events.log",
+		    h->mail) == -1)
+			continue;
+		if ((text = harness_read_file(path, &len)) == NULL)
+			continue;
+		tail = HARNESS_DUMP_TAIL;
+		if (i < h->nprocs && strcmp(h->procs[i].name, "relayq") == 0)
+			tail = HARNESS_DUMP_CLIENT_TAIL;
+		fprintf(stderr, "---- %s ----\n%s%s", path,
+		    len > tail ? text + len - tail : text,
+		    len > 0 && text[len - 1] != '\n' ? "\n" : "");
+		free(text);
+	}
+}
+
+/*
+ * SIGTERM every process still running, the last started first: each must
+ * exit 0.  0, or -1 with the first that did not described in why.
+ */
+int
+harness_stop_all(struct harness *h, char *why, size_t whylen)
+{
+	struct harness_proc	*p;
+	size_t			 i;
+	int			 status, rc = 0;
+
+	for (i = h->nprocs; i > 0; i--) {
+		p = &h->procs[i - 1];
+		if (harness_exited(p))
+			continue;
+		status = harness_stop(p, SIGTERM, harness_scale(HARNESS_WAIT));
+		if (rc == 0 && (status == -1 || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0)) {
+			snprintf(why, whylen, "%s (%s) on SIGTERM: wait status "
+			    "0x%x", p->name, p->log, (unsigned)status);
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
 /* Fork and exec argv with stdin from /dev/null. */
 struct harness_proc *
 harness_spawn(struct harness *h, const char *name, char *const argv[])
@@ -230,9 +282,9 @@ harness_spawn_input(struct harness *h, const char *name, char *const argv[],
 	p = &h->procs[h->nprocs];
 	memset(p, 0, sizeof(*p));
 	snprintf(p->name, sizeof(p->name), "%s", name);
-	if (harness_path(p->log, sizeof(p->log), "%s/%s-%zu.log", h->dir,
+	if (harness_fmt(p->log, sizeof(p->log), "%s/%s-%zu.log", h->dir,
 	    p->name, h->nprocs) == -1 ||
-	    harness_path(in, sizeof(in), "%s/%s-%zu.in", h->dir, p->name,
+	    harness_fmt(in, sizeof(in), "%s/%s-%zu.in", h->dir, p->name,
 	    h->nprocs) == -1)
 		return NULL;
 	if (input == NULL)
@@ -1075,9 +1127,9 @@ harness_spawn_with(struct harness *h, const char *name, char *const argv[],
 	p = &h->procs[h->nprocs];
 	memset(p, 0, sizeof(*p));
 	snprintf(p->name, sizeof(p->name), "%s", name);
-	if (harness_path(p->log, sizeof(p->log), "%s/%s-%zu.log", h->dir,
+	if (harness_fmt(p->log, sizeof(p->log), "%s/%s-%zu.log", h->dir,
 	    p->name, h->nprocs) == -1 ||
-	    harness_path(in, sizeof(in), "%s/%s-%zu.in", h->dir, p->name,
+	    harness_fmt(in, sizeof(in), "%s/%s-%zu.in", h->dir, p->name,
 	    h->nprocs) == -1)
 		return NULL;
 	if (o->input == NULL)

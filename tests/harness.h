@@ -22,10 +22,14 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define HARNESS_WAIT		20.0	/* seconds, before the multiplier */
 #define HARNESS_PROCS_MAX	8
 #define HARNESS_REPLY_MAX	4096
+/* The bytes of each log that harness_dump shows; of relayq's transcript. */
+#define HARNESS_DUMP_TAIL	8000
+#define HARNESS_DUMP_CLIENT_TAIL 600
 
 enum harness_proc_state {
 	HARNESS_PROC_RUNNING,
@@ -64,10 +68,42 @@ struct harness_smtp {
 	char			 reply[HARNESS_REPLY_MAX];
 };
 
+/*
+ * For the Check suites' assertions: unless cond, format the message
+ * first (its arguments may read the test directory), then run dump and
+ * fini (which print the logs and remove the directory) and fail the test.
+ * A failed test leaves its fork at once, so the teardown does not run.
+ */
+#define HARNESS_WHY_MAX		8192	/* a longer message is cut */
+#define harness_check(cond, dump, fini, ...) do {			\
+	if (!(cond)) {							\
+		char	 harness_why_[HARNESS_WHY_MAX];		\
+									\
+		if (snprintf(harness_why_, sizeof(harness_why_),	\
+		    __VA_ARGS__) < 0)					\
+			harness_why_[0] = '\0';				\
+		dump;							\
+		fini;							\
+		ck_abort_msg("%s", harness_why_);			\
+	}								\
+} while (0)
+
 /* Create the per-test directory and resolve the paths.  0 or -1. */
 int	harness_init(struct harness *);
 /* Stop every process still running, then remove the directory. */
 void	harness_fini(struct harness *);
+/*
+ * SIGTERM every process still running, the last started first; each must
+ * exit 0.  0, or -1 with the first that did not described in why.
+ */
+int	harness_stop_all(struct harness *, char *why, size_t whylen);
+/* Print the end of each process log and of the stand-in's events.log. */
+void	harness_dump(const struct harness *);
+/* Monotonic seconds. */
+double	harness_now(void);
+/* Format into buf; 0, or -1 (ENAMETOOLONG) if it does not fit. */
+int	harness_fmt(char *buf, size_t len, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
 
 /* The multiplied wait, in seconds, for secs before the multiplier. */
 double	harness_scale(double secs);

@@ -37,7 +37,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -70,31 +69,19 @@ static char		 dur_mnt[PATH_MAX];	/* a mounted tmpfs, or "" */
 
 static void	 dur_dump(void);
 static void	 dur_cleanup(void);
-static void	 dur_fmt(char *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
 
 /*
  * Fail the test after printing the logs, stopping the processes,
  * unmounting any tmpfs and removing the directory: ck_abort_msg()
  * leaves the forked test at once, so the teardown would not run.
  */
-#define dur_assert(cond, ...) do {					\
-	if (!(cond)) {							\
-		dur_dump();						\
-		dur_cleanup();						\
-		ck_abort_msg(__VA_ARGS__);				\
-	}								\
-} while (0)
+#define dur_assert(cond, ...)						\
+	harness_check(cond, dur_dump(), dur_cleanup(), __VA_ARGS__)
 
-/* Seconds on the monotonic clock. */
-static double
-dur_now(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+/* Format into buf; it must fit. */
+#define dur_fmt(buf, len, ...)						\
+	dur_assert(harness_fmt((buf), (len), __VA_ARGS__) == 0,		\
+	    "does not fit: %s", #buf)
 
 /* Sleep ms milliseconds (poll interval of the loops below). */
 static void
@@ -110,19 +97,6 @@ static double
 dur_wait(void)
 {
 	return harness_scale(HARNESS_WAIT);
-}
-
-/* Format into buf; the result must fit, or the test fails. */
-static void
-dur_fmt(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list	 ap;
-	int	 n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-	dur_assert(n >= 0 && (size_t)n < len, "does not fit: %s", fmt);
 }
 
 /* Unmount the tmpfs if one is mounted, then remove everything. */
@@ -158,19 +132,9 @@ dur_setup(void)
 static void
 dur_teardown(void)
 {
-	struct harness_proc	*p;
-	size_t			 i;
-	int			 status;
+	char	 why[PATH_MAX + 128];
 
-	for (i = dur.nprocs; i > 0; i--) {
-		p = &dur.procs[i - 1];
-		if (harness_exited(p))
-			continue;
-		status = harness_stop(p, SIGTERM, dur_wait());
-		dur_assert(status != -1 && WIFEXITED(status) &&
-		    WEXITSTATUS(status) == 0, "%s (%s) on SIGTERM: wait "
-		    "status 0x%x", p->name, p->log, (unsigned)status);
-	}
+	dur_assert(harness_stop_all(&dur, why, sizeof(why)) == 0, "%s", why);
 	dur_cleanup();
 }
 
@@ -295,22 +259,7 @@ dur_failed_why(char *buf, size_t len)
 static void
 dur_dump(void)
 {
-	char	 path[PATH_MAX];
-	char	*text;
-	size_t	 i, len;
-
-	for (i = 0; i <= dur.nprocs; i++) {
-		if (i < dur.nprocs)
-			snprintf(path, sizeof(path), "%s", dur.procs[i].log);
-		else if ((size_t)snprintf(path, sizeof(path), "%s/events.log",
-		    dur.mail) >= sizeof(path))
-			continue;
-		if ((text = harness_read_file(path, &len)) == NULL)
-			continue;
-		fprintf(stderr, "---- %s ----\n%s\n", path,
-		    len > 6000 ? text + len - 6000 : text);
-		free(text);
-	}
+	harness_dump(&dur);
 	dur_dump_failed();
 }
 
@@ -533,10 +482,10 @@ dur_delivered(const char *prefix, int *counts, int n)
 static void
 dur_wait_delivered(const char *prefix, int n, double secs)
 {
-	double	 end = dur_now() + secs;
+	double	 end = harness_now() + secs;
 
 	while (dur_delivered(prefix, NULL, 0) < n) {
-		dur_assert(dur_now() < end, "%d messages \"%s\" delivered, "
+		dur_assert(harness_now() < end, "%d messages \"%s\" delivered, "
 		    "not %d", dur_delivered(prefix, NULL, 0), prefix, n);
 		dur_nap(20);
 	}
@@ -601,7 +550,7 @@ dur_submitter_main(void *arg)
 
 	memset(&s, 0, sizeof(s));
 	s.fd = -1;
-	while (t->done < DUR_PER_THREAD && dur_now() < t->in->deadline) {
+	while (t->done < DUR_PER_THREAD && harness_now() < t->in->deadline) {
 		if (!connected) {
 			if (!atomic_load(&t->in->open) ||
 			    dur_session(&s) == -1) {
@@ -666,9 +615,9 @@ START_TEST(test_crash_intake)
 	atomic_init(&in.acked, 0);
 	atomic_init(&in.open, 1);
 	in.run = _i;
-	in.deadline = dur_now() + harness_scale(DUR_TIMEOUT) - 15;
+	in.deadline = harness_now() + harness_scale(DUR_TIMEOUT) - 15;
 	kill_at = dur_kill_point(_i);
-	t0 = dur_now();
+	t0 = harness_now();
 	for (i = 0; i < DUR_THREADS; i++) {
 		memset(&sub[i], 0, sizeof(sub[i]));
 		sub[i].in = &in;
@@ -676,7 +625,7 @@ START_TEST(test_crash_intake)
 		dur_assert(pthread_create(&sub[i].thread, NULL,
 		    dur_submitter_main, &sub[i]) == 0, "pthread_create");
 	}
-	while (atomic_load(&in.acked) < kill_at && dur_now() < in.deadline)
+	while (atomic_load(&in.acked) < kill_at && harness_now() < in.deadline)
 		dur_nap(1);
 	atomic_store(&in.open, 0);
 	harness_stop(d, SIGKILL, dur_wait());
@@ -718,7 +667,7 @@ START_TEST(test_crash_intake)
 	    "duplicates %d, lost %d; %.1f s\n", _i + 1, acked_before, kill_at,
 	    tmp_at_kill, DUR_MESSAGES, tries, lost_replies, DUR_MESSAGES,
 	    DUR_MESSAGES - missing, delivered, dups, missing,
-	    dur_now() - t0);
+	    harness_now() - t0);
 	dur_assert(missing == 0, "%d acknowledged messages never arrived",
 	    missing);
 	dur_assert(delivered == DUR_MESSAGES + dups, "count mismatch");
@@ -889,9 +838,9 @@ START_TEST(test_crash_in_data)
 	d = dur_daemon(NULL, 0, NULL);
 	free(dur_body("fdata-0", DUR_BIG, &want));
 	dur_submit("fdata-0", DUR_BIG, id, sizeof(id));
-	end = dur_now() + dur_wait();
+	end = harness_now() + dur_wait();
 	name[0] = '\0';
-	while (name[0] == '\0' && dur_now() < end &&
+	while (name[0] == '\0' && harness_now() < end &&
 	    dur_delivered("fdata-", NULL, 0) == 0) {
 		dur_receiving(name, sizeof(name));
 		if (name[0] == '\0')

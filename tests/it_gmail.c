@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,36 +45,15 @@ Suite	*gmail_suite(void);
 
 static struct harness	 gh;		/* one per forked test */
 
-/* Print the end of each process log and of the stand-in's events. */
-static void
-gm_dump(void)
-{
-	char	 path[PATH_MAX];
-	char	*text;
-	size_t	 i, len;
-
-	for (i = 0; i <= gh.nprocs; i++) {
-		if (i < gh.nprocs)
-			snprintf(path, sizeof(path), "%s", gh.procs[i].log);
-		else if ((size_t)snprintf(path, sizeof(path), "%s/events.log",
-		    gh.mail) >= sizeof(path))
-			continue;
-		if ((text = harness_read_file(path, &len)) == NULL)
-			continue;
-		fprintf(stderr, "---- %s ----\n%s\n", path,
-		    len > 6000 ? text + len - 6000 : text);
-		free(text);
-	}
-}
-
 /* Assert, printing the logs first, and clean up on failure. */
-#define gm_assert(cond, ...) do {					\
-	if (!(cond)) {							\
-		gm_dump();						\
-		harness_fini(&gh);					\
-		ck_abort_msg(__VA_ARGS__);				\
-	}								\
-} while (0)
+#define gm_assert(cond, ...)						\
+	harness_check(cond, harness_dump(&gh), harness_fini(&gh),	\
+	    __VA_ARGS__)
+
+/* Format into buf; it must fit. */
+#define gm_fmt(buf, len, ...)						\
+	gm_assert(harness_fmt((buf), (len), __VA_ARGS__) == 0,		\
+	    "does not fit: %s", #buf)
 
 /* A fresh directory per test. */
 static void
@@ -91,38 +69,10 @@ gm_setup(void)
 static void
 gm_teardown(void)
 {
-	struct harness_proc	*p;
-	size_t			 i;
-	int			 status;
+	char	 why[PATH_MAX + 128];
 
-	for (i = gh.nprocs; i > 0; i--) {
-		p = &gh.procs[i - 1];
-		if (harness_exited(p))
-			continue;
-		status = harness_stop(p, SIGTERM, harness_scale(HARNESS_WAIT));
-		gm_assert(status != -1 && WIFEXITED(status) &&
-		    WEXITSTATUS(status) == 0, "%s on SIGTERM: status 0x%x",
-		    p->name, (unsigned)status);
-	}
+	gm_assert(harness_stop_all(&gh, why, sizeof(why)) == 0, "%s", why);
 	harness_fini(&gh);
-}
-
-/* Format into buf; it must fit. */
-static void
-gm_fmt(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Format into buf; it must fit. */
-static void
-gm_fmt(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list	 ap;
-	int	 n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-	gm_assert(n >= 0 && (size_t)n < len, "does not fit: %s", fmt);
 }
 
 /* The standard bounded wait. */

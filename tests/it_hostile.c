@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -65,35 +64,14 @@ static struct harness	 hh;		/* one per forked test */
  * Assert, printing every process log first; a failed assertion skips the
  * teardown, so stop the processes and remove the directory here too.
  */
-#define hostile_assert(cond, ...) do {					\
-	if (!(cond)) {							\
-		hostile_dump();						\
-		harness_fini(&hh);					\
-		ck_abort_msg(__VA_ARGS__);				\
-	}								\
-} while (0)
+#define hostile_assert(cond, ...)					\
+	harness_check(cond, harness_dump(&hh), harness_fini(&hh),	\
+	    __VA_ARGS__)
 
-/* Print the end of each process log and of the stand-in's events.log. */
-static void
-hostile_dump(void)
-{
-	char	 path[PATH_MAX];
-	char	*text;
-	size_t	 i, len;
-
-	for (i = 0; i <= hh.nprocs; i++) {
-		if (i < hh.nprocs)
-			snprintf(path, sizeof(path), "%s", hh.procs[i].log);
-		else if ((size_t)snprintf(path, sizeof(path), "%s/events.log",
-		    hh.mail) >= sizeof(path))
-			continue;
-		if ((text = harness_read_file(path, &len)) == NULL)
-			continue;
-		fprintf(stderr, "---- %s ----\n%s\n", path,
-		    len > 6000 ? text + len - 6000 : text);
-		free(text);
-	}
-}
+/* Format into buf; it must fit. */
+#define hostile_fmt(buf, len, ...)					\
+	hostile_assert(harness_fmt((buf), (len), __VA_ARGS__) == 0,	\
+	    "does not fit: %s", #buf)
 
 /* A fresh directory per test. */
 static void
@@ -105,52 +83,14 @@ hostile_setup(void)
 	}
 }
 
-/* Each process still running must exit 0 on SIGTERM; then clean up. */
+/* Every process still running must exit 0 on SIGTERM; then clean up. */
 static void
 hostile_teardown(void)
 {
-	struct harness_proc	*p;
-	size_t			 i;
-	int			 status;
+	char	 why[PATH_MAX + 128];
 
-	for (i = hh.nprocs; i > 0; i--) {
-		p = &hh.procs[i - 1];
-		if (harness_exited(p))
-			continue;
-		status = harness_stop(p, SIGTERM, harness_scale(HARNESS_WAIT));
-		hostile_assert(status != -1 && WIFEXITED(status) &&
-		    WEXITSTATUS(status) == 0, "%s on SIGTERM: status 0x%x",
-		    p->name, (unsigned)status);
-	}
+	hostile_assert(harness_stop_all(&hh, why, sizeof(why)) == 0, "%s", why);
 	harness_fini(&hh);
-}
-
-/* Format into buf; it must fit. */
-static void
-hostile_fmt(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Format into buf; it must fit. */
-static void
-hostile_fmt(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list	 ap;
-	int	 n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-	hostile_assert(n >= 0 && (size_t)n < len, "does not fit: %s", fmt);
-}
-
-/* Seconds on the monotonic clock. */
-static double
-hostile_now(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /*
@@ -1019,7 +959,7 @@ START_TEST(test_hostile_idle_and_trickle)
 	hostile_daemon(extra);
 	hostile_open(&idle);
 	hostile_open(&trickle);
-	t0 = hostile_now();
+	t0 = harness_now();
 	hostile_say(&trickle, "N");
 
 	hostile_open(&good);
@@ -1030,7 +970,7 @@ START_TEST(test_hostile_idle_and_trickle)
 	    "the parallel client: %s", good.reply);
 	hostile_assert(harness_smtp_cmd(&good, "QUIT") == 221, "QUIT: %s",
 	    good.reply);
-	t_good = hostile_now() - t0;
+	t_good = harness_now() - t0;
 	harness_smtp_close(&good);
 	hostile_assert(t_good < HOSTILE_IDLE, "the parallel client took "
 	    "%.2f s, as long as the idle timeout", t_good);
@@ -1038,7 +978,7 @@ START_TEST(test_hostile_idle_and_trickle)
 	/* One byte a second; bounded by twice the timeout plus slack. */
 	limit = harness_scale(2.0 * HOSTILE_IDLE + 3.0);
 	for (i = 0; i < 60 && (t_idle < 0 || t_trickle < 0); i++) {
-		now = hostile_now() - t0;
+		now = harness_now() - t0;
 		hostile_assert(now < limit, "no 421 after %.1f s (idle %s, "
 		    "trickle %s)", now, t_idle < 0 ? "open" : "dropped",
 		    t_trickle < 0 ? "open" : "dropped");
@@ -1049,14 +989,14 @@ START_TEST(test_hostile_idle_and_trickle)
 			hostile_assert(code == 421 &&
 			    strstr(idle.reply, "4.4.2") != NULL,
 			    "silent client: %s", idle.reply);
-			t_idle = hostile_now() - t0;
+			t_idle = harness_now() - t0;
 		}
 		if (t_trickle < 0 && (code = hostile_poll_reply(&trickle,
 		    0.5)) != -1) {
 			hostile_assert(code == 421 &&
 			    strstr(trickle.reply, "4.4.2") != NULL,
 			    "trickling client: %s", trickle.reply);
-			t_trickle = hostile_now() - t0;
+			t_trickle = harness_now() - t0;
 		}
 	}
 	hostile_assert(t_idle >= HOSTILE_IDLE - 0.5 && t_trickle >=

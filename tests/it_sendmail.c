@@ -36,47 +36,14 @@ static struct harness	 sh;		/* one per forked test */
 static char		 sm_conf[PATH_MAX], sm_pwfile[PATH_MAX];
 
 /* Assert, printing every process log first, and clean up on failure. */
-#define sm_assert(cond, ...) do {					\
-	if (!(cond)) {							\
-		sm_dump();						\
-		harness_fini(&sh);					\
-		ck_abort_msg(__VA_ARGS__);				\
-	}								\
-} while (0)
-
-/* Print the end of each process log. */
-static void
-sm_dump(void)
-{
-	char	*text;
-	size_t	 i, len;
-
-	for (i = 0; i < sh.nprocs; i++) {
-		if ((text = harness_read_file(sh.procs[i].log, &len)) == NULL)
-			continue;
-		fprintf(stderr, "---- %s ----\n%s\n", sh.procs[i].log,
-		    len > 6000 ? text + len - 6000 : text);
-		free(text);
-	}
-}
+#define sm_assert(cond, ...)						\
+	harness_check(cond, harness_dump(&sh), harness_fini(&sh),	\
+	    __VA_ARGS__)
 
 /* Format into buf; it must fit. */
-static void
-sm_fmt(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Format into buf; it must fit. */
-static void
-sm_fmt(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list	 ap;
-	int	 n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-	sm_assert(n >= 0 && (size_t)n < len, "does not fit: %s", fmt);
-}
+#define sm_fmt(buf, len, ...)						\
+	sm_assert(harness_fmt((buf), (len), __VA_ARGS__) == 0,		\
+	    "does not fit: %s", #buf)
 
 /* Write text to path with mode. */
 static void
@@ -117,10 +84,13 @@ sm_setup(void)
 	sm_assert(symlink(bin, link) == 0, "symlink: %s", strerror(errno));
 }
 
-/* Stop everything and remove the directory. */
+/* Every process still running must exit 0 on SIGTERM; then clean up. */
 static void
 sm_teardown(void)
 {
+	char	 why[PATH_MAX + 128];
+
+	sm_assert(harness_stop_all(&sh, why, sizeof(why)) == 0, "%s", why);
 	harness_fini(&sh);
 }
 

@@ -49,29 +49,14 @@ static struct harness	 hh;		/* one per forked test */
 static void	svc_public_relayq(char *, size_t);
 
 /* Assert, printing every process log first, and clean up on failure. */
-#define svc_assert(cond, ...) do {					\
-	if (!(cond)) {							\
-		svc_dump();						\
-		harness_fini(&hh);					\
-		ck_abort_msg(__VA_ARGS__);				\
-	}								\
-} while (0)
+#define svc_assert(cond, ...)						\
+	harness_check(cond, harness_dump(&hh), harness_fini(&hh),	\
+	    __VA_ARGS__)
 
-/* Print the end of each process log. */
-static void
-svc_dump(void)
-{
-	char	*text;
-	size_t	 i, len;
-
-	for (i = 0; i < hh.nprocs; i++) {
-		if ((text = harness_read_file(hh.procs[i].log, &len)) == NULL)
-			continue;
-		fprintf(stderr, "---- %s ----\n%s\n", hh.procs[i].log,
-		    len > 6000 ? text + len - 6000 : text);
-		free(text);
-	}
-}
+/* Format into buf; it must fit. */
+#define svc_fmt(buf, len, ...)						\
+	svc_assert(harness_fmt((buf), (len), __VA_ARGS__) == 0,		\
+	    "does not fit: %s", #buf)
 
 /* A fresh directory per test. */
 static void
@@ -87,48 +72,10 @@ svc_setup(void)
 static void
 svc_teardown(void)
 {
-	struct harness_proc	*p;
-	size_t			 i;
-	int			 status;
+	char	 why[PATH_MAX + 128];
 
-	for (i = hh.nprocs; i > 0; i--) {
-		p = &hh.procs[i - 1];
-		if (harness_exited(p))
-			continue;
-		status = harness_stop(p, SIGTERM, harness_scale(HARNESS_WAIT));
-		svc_assert(status != -1 && WIFEXITED(status) &&
-		    WEXITSTATUS(status) == 0, "%s on SIGTERM: status 0x%x",
-		    p->name, (unsigned)status);
-	}
+	svc_assert(harness_stop_all(&hh, why, sizeof(why)) == 0, "%s", why);
 	harness_fini(&hh);
-}
-
-/* Format into buf; it must fit. */
-static void
-svc_fmt(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Format into buf; it must fit. */
-static void
-svc_fmt(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list	 ap;
-	int	 n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-	svc_assert(n >= 0 && (size_t)n < len, "does not fit: %s", fmt);
-}
-
-/* Seconds on the monotonic clock. */
-static double
-svc_now(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Write text to path atomically (tmp file, rename). */
@@ -333,12 +280,14 @@ static void
 svc_read_line(int fd, char *buf, size_t len)
 {
 	struct pollfd	 pfd = { fd, POLLIN, 0 };
-	double		 end = svc_now() + harness_scale(HARNESS_WAIT);
+	double		 end;
 	size_t		 n = 0;
 	ssize_t		 r;
 
+	end = harness_now() + harness_scale(HARNESS_WAIT);
 	buf[0] = '\0';
-	while (n + 1 < len && strchr(buf, '\n') == NULL && svc_now() < end) {
+	while (n + 1 < len && strchr(buf, '\n') == NULL &&
+	    harness_now() < end) {
 		if (poll(&pfd, 1, 100) <= 0)
 			continue;
 		if ((r = read(fd, buf + n, len - 1 - n)) <= 0)
@@ -431,11 +380,12 @@ svc_notify_wait(int fd, struct svc_notes *nt, const char *want,
     const char *has)
 {
 	struct pollfd	 pfd = { fd, POLLIN, 0 };
-	double		 end = svc_now() + harness_scale(HARNESS_WAIT);
+	double		 end;
 	char		 buf[1024];
 	ssize_t		 r;
 
-	while (svc_now() < end) {
+	end = harness_now() + harness_scale(HARNESS_WAIT);
+	while (harness_now() < end) {
 		if (poll(&pfd, 1, 100) <= 0)
 			continue;
 		if ((r = recv(fd, buf, sizeof(buf) - 1, 0)) <= 0)
