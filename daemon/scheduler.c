@@ -57,27 +57,37 @@
 
 #define SCHED_RESEND_MAX	3	/* 451 4.4.2 in a row sent again at once */
 
-struct sched_entry {
-	TAILQ_ENTRY(sched_entry) all;
-	TAILQ_ENTRY(sched_entry) ready;	/* in readyq or blockedq */
-	bool			 is_ready;
-	bool			 is_blocked;	/* its account is busy */
-	struct account		*blocked_acct;	/* that account */
-	struct sched_conn	*conn;		/* while relaying */
-	struct relay_job	 job;		/* while relaying */
-	unsigned		 resends;	/* 451 4.4.2 in a row */
+/*
+ * What one attempt needs, allocated when it starts (sched_run_begin) and
+ * wiped and freed when it ends, on every path (sched_run_end): so a
+ * waiting entry costs only its id, timer, links and counters, not a
+ * credential (a 2048-byte token), an envelope and an outcome.
+ */
+struct sched_run {
+	struct relay_job	 job;		/* its credentials wiped at end */
 	struct relay_outcome	 outcome;
-	/* While relaying: the pending recipients and their env indices. */
+	/* The pending recipients and their env indices. */
 	char			**prcpt;
 	size_t			*pidx;
 	size_t			 npending;
+	struct envelope		 env;
+};
+
+struct sched_entry {
+	TAILQ_ENTRY(sched_entry) all;
+	TAILQ_ENTRY(sched_entry) ready;	/* in readyq or blockedq */
+	struct account		*blocked_acct;	/* is_blocked: that account */
+	struct sched_conn	*conn;		/* while relaying */
+	struct sched_run	*run;		/* during an attempt, else NULL */
 	struct scheduler	*sched;
-	char			 id[ENVELOPE_ID_MAX];
 	struct event		*timer;
 	struct relay		*relay;		/* non-NULL while relaying */
 	int			 lockfd;	/* queue_lock fd, or -1 */
+	unsigned		 resends;	/* 451 4.4.2 in a row */
 	unsigned		 postponed;	/* local errors in a row */
-	struct envelope		 env;		/* loaded while relaying */
+	bool			 is_ready;
+	bool			 is_blocked;	/* its account is busy */
+	char			 id[ENVELOPE_ID_MAX];
 };
 
 TAILQ_HEAD(sched_list, sched_entry);
@@ -119,7 +129,9 @@ enum sched_admission {
 
 static void	 sched_params_set(struct scheduler *,
 		    const struct scheduler_params *);
-static void	 sched_rcpt_free(struct sched_entry *);
+static struct sched_run *sched_run_begin(struct sched_entry *);
+static void	 sched_run_end(struct sched_entry *);
+static void	 sched_rcpt_free(struct sched_run *);
 static int	 sched_cmp(const void *, const void *);
 static struct sched_entry *sched_find(struct scheduler *, const char *);
 static void	 sched_forget(struct sched_entry *);
@@ -194,7 +206,7 @@ scheduler_free(struct scheduler *s)
 		if ((e = c->cur) != NULL) {
 			e->relay = NULL;
 			e->conn = NULL;
-			sasl_cred_clear(&e->job.cred);
+			sched_run_end(e);
 			log_info("%s interrupted: stays queued", e->id);
 		}
 		free(c);
@@ -241,9 +253,45 @@ sched_forget(struct sched_entry *e)
 	s->count--;
 	sched_unlock(e);
 	event_free(e->timer);
-	sched_rcpt_free(e);
-	envelope_fini(&e->env);
+	sched_run_end(e);
 	free(e);
+}
+
+/*
+ * Start an attempt's state (after the lock is taken): the job without
+ * message or credentials yet, an empty envelope.
+ */
+static struct sched_run *
+sched_run_begin(struct sched_entry *e)
+{
+	struct sched_run	*run;
+
+	sched_run_end(e);
+	run = xcalloc(1, sizeof(*run));
+	run->job.msgfd = -1;
+	envelope_init(&run->env);
+	e->run = run;
+	return run;
+}
+
+/*
+ * End the attempt's state, whichever way it ended: wipe the credentials,
+ * close a message file no relay took, free the rest.
+ */
+static void
+sched_run_end(struct sched_entry *e)
+{
+	struct sched_run	*run = e->run;
+
+	if (run == NULL)
+		return;
+	e->run = NULL;
+	sasl_cred_clear(&run->job.cred);
+	if (run->job.msgfd != -1)
+		close(run->job.msgfd);
+	sched_rcpt_free(run);
+	envelope_fini(&run->env);
+	free(run);
 }
 
 /* Fire e's timer at the wall-clock time when (now if in the past). */
@@ -357,7 +405,6 @@ scheduler_add(struct scheduler *s, const char *id)
 	e->sched = s;
 	e->lockfd = -1;
 	str_copy(e->id, id, sizeof(e->id));
-	envelope_init(&e->env);
 	if ((e->timer = evtimer_new(s->params.relay.base,
 	    sched_timer_cb, e)) == NULL)
 		fatalx("evtimer_new");
@@ -495,6 +542,7 @@ static int
 sched_lock(struct sched_entry *e)
 {
 	struct scheduler	*s = e->sched;
+	struct envelope		 env;
 	char			 err[512];
 	int			 saved_errno;
 
@@ -512,7 +560,8 @@ sched_lock(struct sched_entry *e)
 		return -1;
 	}
 	/* Gone, or not an entry directory: sched_admit says which. */
-	switch (sched_admit(s, e->id, &e->env, err, sizeof(err))) {
+	envelope_init(&env);
+	switch (sched_admit(s, e->id, &env, err, sizeof(err))) {
 	case SCHED_DROPPED:
 		sched_forget(e);
 		break;
@@ -523,6 +572,7 @@ sched_lock(struct sched_entry *e)
 		sched_postpone(e, "cannot lock", strerror(saved_errno));
 		break;
 	}
+	envelope_fini(&env);
 	return -1;
 }
 
@@ -563,8 +613,7 @@ sched_postpone(struct sched_entry *e, const char *what, const char *why)
 	snprintf(s->last_result, sizeof(s->last_result), "%s postponed",
 	    e->id);
 	sched_unlock(e);
-	envelope_fini(&e->env);
-	envelope_init(&e->env);
+	sched_run_end(e);
 	sched_arm(e, time(NULL) + delay);
 }
 
@@ -588,26 +637,26 @@ static void
 sched_hold(struct sched_entry *e, struct account *acct, time_t when)
 {
 	struct scheduler	*s = e->sched;
+	struct envelope		*env = &e->run->env;
 	char			 reason[ENVELOPE_REPLY_MAX];
 	time_t			 now = time(NULL);
 
-	if (e->env.attempts > 0 &&
-	    now - e->env.submitted >= sched_max_age(s, acct)) {
+	if (env->attempts > 0 &&
+	    now - env->submitted >= sched_max_age(s, acct)) {
 		snprintf(reason, sizeof(reason), "gave up after %lds; %.900s",
-		    (long)(now - e->env.submitted), acct->why);
+		    (long)(now - env->submitted), acct->why);
 		sched_failed(e, reason);
 		return;
 	}
-	e->env.next_attempt = when;
-	str_copy(e->env.last_reply, acct->why, sizeof(e->env.last_reply));
-	if (queue_update(s->queue, &e->env) == -1)
+	env->next_attempt = when;
+	str_copy(env->last_reply, acct->why, sizeof(env->last_reply));
+	if (queue_update(s->queue, env) == -1)
 		log_warn("%s: cannot record the wait (still queued)", e->id);
 	log_info("%s held next=%lds attempts=%u (not counted): %s", e->id,
-	    (long)(when - now), e->env.attempts, acct->why);
+	    (long)(when - now), env->attempts, acct->why);
 	snprintf(s->last_result, sizeof(s->last_result), "%s held", e->id);
 	sched_unlock(e);
-	envelope_fini(&e->env);
-	envelope_init(&e->env);
+	sched_run_end(e);
 	sched_arm(e, when);
 }
 
@@ -643,8 +692,7 @@ sched_account_gate(struct sched_entry *e, struct account *acct, time_t now,
 		log_debug("%s waits for its account (%u sessions)", e->id,
 		    acct->running);
 		sched_unlock(e);
-		envelope_fini(&e->env);
-		envelope_init(&e->env);
+		sched_run_end(e);
 		sched_block(e, acct);
 		return true;
 	}
@@ -726,47 +774,47 @@ sched_refuse_all(struct scheduler *s, struct account *acct)
 
 /* Drop the pending-recipient arrays of an attempt. */
 static void
-sched_rcpt_free(struct sched_entry *e)
+sched_rcpt_free(struct sched_run *run)
 {
-	free(e->prcpt);
-	free(e->pidx);
-	free(e->outcome.rcpts);
-	e->prcpt = NULL;
-	e->pidx = NULL;
-	e->outcome.rcpts = NULL;
-	e->npending = 0;
+	free(run->prcpt);
+	free(run->pidx);
+	free(run->outcome.rcpts);
+	run->prcpt = NULL;
+	run->pidx = NULL;
+	run->outcome.rcpts = NULL;
+	run->npending = 0;
 }
 
 /* The recipients with no settling reply yet; how many. */
 static size_t
-sched_pending(struct sched_entry *e)
+sched_pending(struct sched_run *run)
 {
 	size_t	 i;
 
-	sched_rcpt_free(e);
-	e->prcpt = xcalloc(e->env.nrcpt + 1, sizeof(*e->prcpt));
-	e->pidx = xcalloc(e->env.nrcpt + 1, sizeof(*e->pidx));
-	for (i = 0; i < e->env.nrcpt; i++) {
-		if (envelope_rcpt_reply(&e->env, i) != NULL)
+	sched_rcpt_free(run);
+	run->prcpt = xcalloc(run->env.nrcpt + 1, sizeof(*run->prcpt));
+	run->pidx = xcalloc(run->env.nrcpt + 1, sizeof(*run->pidx));
+	for (i = 0; i < run->env.nrcpt; i++) {
+		if (envelope_rcpt_reply(&run->env, i) != NULL)
 			continue;
-		e->prcpt[e->npending] = e->env.rcpt[i];
-		e->pidx[e->npending++] = i;
+		run->prcpt[run->npending] = run->env.rcpt[i];
+		run->pidx[run->npending++] = i;
 	}
-	return e->npending;
+	return run->npending;
 }
 
 /* Keep what the attempt settled for each recipient in the envelope. */
 static void
-sched_rcpt_record(struct sched_entry *e)
+sched_rcpt_record(struct sched_run *run)
 {
-	const struct relay_rcpt_result	*rr = e->outcome.rcpts;
+	const struct relay_rcpt_result	*rr = run->outcome.rcpts;
 	size_t				 j;
 
-	for (j = 0; rr != NULL && j < e->npending; j++)
+	for (j = 0; rr != NULL && j < run->npending; j++)
 		if (rr[j].status != RELAY_RCPT_PENDING)
-			envelope_set_rcpt_reply(&e->env, e->pidx[j],
+			envelope_set_rcpt_reply(&run->env, run->pidx[j],
 			    rr[j].reply);
-	sched_rcpt_free(e);
+	sched_rcpt_free(run);
 }
 
 /*
@@ -777,12 +825,13 @@ sched_rcpt_record(struct sched_entry *e)
 static bool
 sched_settle(struct sched_entry *e, const char *reply)
 {
-	char		 reason[ENVELOPE_REPLY_MAX];
-	const char	*r;
-	size_t		 i, nfail = 0, first = 0;
+	const struct envelope	*env = &e->run->env;
+	char			 reason[ENVELOPE_REPLY_MAX];
+	const char		*r;
+	size_t			 i, nfail = 0, first = 0;
 
-	for (i = 0; i < e->env.nrcpt; i++) {
-		if ((r = envelope_rcpt_reply(&e->env, i)) == NULL)
+	for (i = 0; i < env->nrcpt; i++) {
+		if ((r = envelope_rcpt_reply(env, i)) == NULL)
 			return false;
 		if (r[0] != '2' && nfail++ == 0)
 			first = i;
@@ -791,38 +840,40 @@ sched_settle(struct sched_entry *e, const char *reply)
 		sched_delivered(e, reply);
 		return true;
 	}
-	if (e->env.nrcpt == 1)
+	if (env->nrcpt == 1)
 		snprintf(reason, sizeof(reason), "RCPT TO:<%.256s>: %.700s",
-		    e->env.rcpt[first], envelope_rcpt_reply(&e->env, first));
+		    env->rcpt[first], envelope_rcpt_reply(env, first));
 	else
 		snprintf(reason, sizeof(reason), "failed for %zu of %zu "
 		    "recipients (see rcpt-reply): RCPT TO:<%.256s>: %.600s",
-		    nfail, e->env.nrcpt, e->env.rcpt[first],
-		    envelope_rcpt_reply(&e->env, first));
+		    nfail, env->nrcpt, env->rcpt[first],
+		    envelope_rcpt_reply(env, first));
 	sched_failed(e, reason);
 	return true;
 }
 
 /*
- * Load the entry and build its job (e->job, the lock held) for a new
+ * Take the lock, load the entry and build its job (in e->run) for a new
  * connection, or (want) for a connection of that account being reused.
  * Its account, or NULL when the entry was dealt with instead: dropped,
- * failed, held, postponed, blocked, or put back for another connection.
+ * failed, held, postponed, blocked, or put back for another connection;
+ * then the attempt's state is gone already (sched_run_end).
  */
 static struct account *
 sched_prepare(struct sched_entry *e, struct account *want)
 {
 	struct scheduler	*s = e->sched;
-	struct relay_job	*jp = &e->job;
+	struct sched_run	*run;
+	struct relay_job	*jp;
 	struct account		*acct;
 	char			 reason[ENVELOPE_REPLY_MAX], err[512];
 	time_t			 now = time(NULL);
 
-	envelope_fini(&e->env);
-	envelope_init(&e->env);
 	if (sched_lock(e) == -1)
 		return NULL;
-	switch (sched_admit(s, e->id, &e->env, err, sizeof(err))) {
+	run = sched_run_begin(e);
+	jp = &run->job;
+	switch (sched_admit(s, e->id, &run->env, err, sizeof(err))) {
 	case SCHED_ADMITTED:
 		break;
 	case SCHED_DROPPED:
@@ -832,44 +883,39 @@ sched_prepare(struct sched_entry *e, struct account *want)
 		sched_postpone(e, "cannot load", err);
 		return NULL;
 	}
-	if (sched_pending(e) == 0) {
+	if (sched_pending(run) == 0) {
 		/* Settled before a crash kept it from leaving queue/. */
 		if (!sched_settle(e, "every recipient settled before"))
 			sched_postpone(e, "cannot settle", "");
 		return NULL;
 	}
-	memset(jp, 0, sizeof(*jp));
 	jp->id = e->id;
-	jp->sender = e->env.sender;
-	jp->rcpt = e->prcpt;
-	jp->nrcpt = e->npending;
-	jp->msgfd = -1;
+	jp->sender = run->env.sender;
+	jp->rcpt = run->prcpt;
+	jp->nrcpt = run->npending;
 	if (account_conf_load_cred(s->params.account, s->queue, e->id,
-	    &e->env, &jp->cred) == -1) {
+	    &run->env, &jp->cred) == -1) {
 		sched_unreadable(e, "credentials", errno);
 		return NULL;
 	}
 	acct = account_get(s->accounts, &jp->cred);
 	if (want != NULL && acct != want) {
 		/* Not for this connection: it waits for one of its own. */
-		sasl_cred_clear(&jp->cred);
 		sched_unlock(e);
-		envelope_fini(&e->env);
-		envelope_init(&e->env);
+		sched_run_end(e);
 		e->is_ready = true;
 		TAILQ_INSERT_TAIL(&s->readyq, e, ready);
 		return NULL;
 	}
-	if (sched_account_gate(e, acct, now, want != NULL)) {
-		sasl_cred_clear(&jp->cred);
+	/* Whatever the gate decides ends the attempt, and may free e. */
+	if (sched_account_gate(e, acct, now, want != NULL))
 		return NULL;
-	}
-	if (e->env.attempts > 0 &&
-	    now - e->env.submitted >= sched_max_age(s, acct)) {
+	if (run->env.attempts > 0 &&
+	    now - run->env.submitted >= sched_max_age(s, acct)) {
 		sasl_cred_clear(&jp->cred);
 		snprintf(reason, sizeof(reason), "gave up after %u attempts "
-		    "over %lds; last reply: %.900s", e->env.attempts,
-		    (long)(now - e->env.submitted), e->env.last_reply);
+		    "over %lds; last reply: %.900s", run->env.attempts,
+		    (long)(now - run->env.submitted), run->env.last_reply);
 		sched_failed(e, reason);
 		return NULL;
 	}
@@ -878,9 +924,9 @@ sched_prepare(struct sched_entry *e, struct account *want)
 		sched_unreadable(e, "message.eml", errno);
 		return NULL;
 	}
-	memset(&e->outcome, 0, sizeof(e->outcome));
-	e->outcome.rcpts = xcalloc(e->npending, sizeof(*e->outcome.rcpts));
-	jp->outcome = &e->outcome;
+	run->outcome.rcpts = xcalloc(run->npending,
+	    sizeof(*run->outcome.rcpts));
+	jp->outcome = &run->outcome;
 	jp->done_arg = e;
 	e->postponed = 0;
 	account_note_send(acct, now);
@@ -912,7 +958,7 @@ sched_next_cb(void *arg)
 		e->relay = c->relay;
 		e->conn = c;
 		c->cur = e;
-		return &e->job;
+		return &e->run->job;
 	}
 }
 
@@ -929,13 +975,12 @@ sched_closed_cb(void *arg)
 	TAILQ_REMOVE(&s->conns, c, entry);
 	free(c);
 	if (e != NULL) {
-		/* Handed over but never taken: try it again later. */
+		/*
+		 * Handed over but never taken: try it again later (the
+		 * credentials are wiped, the message file closed).
+		 */
 		e->relay = NULL;
 		e->conn = NULL;
-		sasl_cred_clear(&e->job.cred);
-		if (e->job.msgfd != -1)
-			close(e->job.msgfd);
-		e->job.msgfd = -1;
 		sched_postpone(e, "the relay connection ended", "");
 	}
 	sched_unblock(s);
@@ -962,8 +1007,8 @@ sched_start(struct sched_entry *e)
 	p.closed = sched_closed_cb;
 	p.conn_arg = c;
 	p.max_msgs = s->params.conn_messages;
-	e->relay = relay_start(&p, &e->job, sched_relay_done_cb, e);
-	sasl_cred_clear(&e->job.cred);
+	e->relay = relay_start(&p, &e->run->job, sched_relay_done_cb, e);
+	sasl_cred_clear(&e->run->job.cred);
 	if (e->relay == NULL) {
 		/* No connection was made: nothing reached the relay. */
 		free(c);
@@ -1032,9 +1077,10 @@ static void
 sched_apply(struct sched_entry *e, struct account *acct,
     enum relay_result result, const char *reply)
 {
-	enum relay_reaction	 reaction = e->outcome.reaction;
+	struct sched_run	*run = e->run;
+	enum relay_reaction	 reaction = run->outcome.reaction;
 
-	sched_rcpt_record(e);
+	sched_rcpt_record(run);
 	if (result == RELAY_OK && acct != NULL)
 		acct->quota = false;
 	if (sched_settle(e, reply))
@@ -1045,11 +1091,10 @@ sched_apply(struct sched_entry *e, struct account *acct,
 		e->resends++;
 		log_info("%s sent again now (not counted): %s", e->id, reply);
 		/* Recipients settled before the timeout stay settled. */
-		if (queue_update(e->sched->queue, &e->env) == -1)
+		if (queue_update(e->sched->queue, &run->env) == -1)
 			log_warn("%s: cannot record the attempt", e->id);
 		sched_unlock(e);
-		envelope_fini(&e->env);
-		envelope_init(&e->env);
+		sched_run_end(e);
 		sched_arm(e, 0);
 		return;
 	}
@@ -1061,9 +1106,9 @@ sched_apply(struct sched_entry *e, struct account *acct,
 		sched_failed(e, reply);
 		return;
 	}
-	if (e->outcome.uncertain && e->env.state != ENVELOPE_UNCERTAIN) {
-		e->env.state = ENVELOPE_UNCERTAIN;
-		e->env.uncertain_since = time(NULL);
+	if (run->outcome.uncertain && run->env.state != ENVELOPE_UNCERTAIN) {
+		run->env.state = ENVELOPE_UNCERTAIN;
+		run->env.uncertain_since = time(NULL);
 	}
 	sched_deferred(e, reply);
 }
@@ -1082,8 +1127,8 @@ sched_relay_done_cb(void *arg, enum relay_result result, const char *reply)
 	}
 	e->relay = NULL;
 	e->conn = NULL;
-	sasl_cred_clear(&e->job.cred);
-	if (acct != NULL && e->outcome.authed) {
+	sasl_cred_clear(&e->run->job.cred);
+	if (acct != NULL && e->run->outcome.authed) {
 		acct->proven = true;
 		acct->backoffs = 0;
 		acct->backoff_until = 0;
@@ -1132,12 +1177,13 @@ static void
 sched_delivered(struct sched_entry *e, const char *reply)
 {
 	struct scheduler	*s = e->sched;
+	const struct envelope	*env = &e->run->env;
 	char			 rcpts[512];
 
 	log_info("%s delivered from=<%s> to=%s relay=%s:%s attempts=%u "
-	    "reply=\"%s\"", e->id, e->env.sender,
-	    sched_rcpts(&e->env, rcpts, sizeof(rcpts)), s->params.relay.host,
-	    s->params.relay.port, e->env.attempts + 1, reply);
+	    "reply=\"%s\"", e->id, env->sender,
+	    sched_rcpts(env, rcpts, sizeof(rcpts)), s->params.relay.host,
+	    s->params.relay.port, env->attempts + 1, reply);
 	snprintf(s->last_result, sizeof(s->last_result), "%s delivered",
 	    e->id);
 	QUEUE_FAULT("after-remote-250");
@@ -1158,17 +1204,19 @@ static void
 sched_failed(struct sched_entry *e, const char *reason)
 {
 	struct scheduler	*s = e->sched;
+	struct envelope		*env = &e->run->env;
 	char			 rcpts[512];
 
-	e->env.state = ENVELOPE_FAILED;
-	str_copy(e->env.last_reply, reason, sizeof(e->env.last_reply));
+	env->state = ENVELOPE_FAILED;
+	str_copy(env->last_reply, reason, sizeof(env->last_reply));
 	log_info("%s failed from=<%s> to=%s reply=\"%s\"", e->id,
-	    e->env.sender, sched_rcpts(&e->env, rcpts, sizeof(rcpts)), reason);
+	    env->sender, sched_rcpts(env, rcpts, sizeof(rcpts)), reason);
 	snprintf(s->last_result, sizeof(s->last_result), "%s failed", e->id);
-	if (queue_fail(s->queue, &e->env) == -1) {
+	if (queue_fail(s->queue, env) == -1) {
 		/* It stays in queue/; try again later rather than lose it. */
 		log_warn("%s: cannot move to failed/", e->id);
 		sched_unlock(e);
+		sched_run_end(e);
 		sched_arm(e, time(NULL) + s->params.retry_max);
 		return;
 	}
@@ -1180,33 +1228,35 @@ static void
 sched_deferred(struct sched_entry *e, const char *reason)
 {
 	struct scheduler	*s = e->sched;
+	struct envelope		*env = &e->run->env;
 	time_t			 now = time(NULL);
 	unsigned		 delay;
 
-	e->env.attempts++;
-	str_copy(e->env.last_reply, reason, sizeof(e->env.last_reply));
-	if (now - e->env.submitted >= (time_t)s->params.max_age) {
+	env->attempts++;
+	str_copy(env->last_reply, reason, sizeof(env->last_reply));
+	if (now - env->submitted >= (time_t)s->params.max_age) {
 		char	 why[ENVELOPE_REPLY_MAX];
 
 		snprintf(why, sizeof(why), "gave up after %u attempts over "
-		    "%lds; last reply: %.900s", e->env.attempts,
-		    (long)(now - e->env.submitted), reason);
+		    "%lds; last reply: %.900s", env->attempts,
+		    (long)(now - env->submitted), reason);
 		sched_failed(e, why);
 		return;
 	}
-	delay = scheduler_next_delay(e->env.attempts, s->params.retry_min,
+	delay = scheduler_next_delay(env->attempts, s->params.retry_min,
 	    s->params.retry_max);
-	e->env.next_attempt = now + delay;
+	env->next_attempt = now + delay;
 	/* Recorded first, so whoever reads the log line finds it on disk. */
-	if (queue_update(s->queue, &e->env) == -1)
+	if (queue_update(s->queue, env) == -1)
 		log_warn("%s: cannot record the attempt (still queued)",
 		    e->id);
 	log_info("%s deferred from=<%s> attempts=%u next=%us reply=\"%s\"",
-	    e->id, e->env.sender, e->env.attempts, delay, reason);
+	    e->id, env->sender, env->attempts, delay, reason);
 	snprintf(s->last_result, sizeof(s->last_result), "%s deferred",
 	    e->id);
 	sched_unlock(e);
-	sched_arm(e, e->env.next_attempt);
+	sched_arm(e, env->next_attempt);
+	sched_run_end(e);
 }
 
 /* New parameters (SIGHUP): timers already armed keep their time. */
