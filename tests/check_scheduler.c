@@ -27,7 +27,8 @@
 #include <event2/event.h>
 
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/allocator_interface.h>
+/* From libasan (sanitizer/allocator_interface.h, not installed here). */
+size_t	__sanitizer_get_current_allocated_bytes(void);
 #endif
 
 #include "check_relayq.h"
