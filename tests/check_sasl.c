@@ -275,7 +275,7 @@ static const struct {
 	{ "", 0, "empty PLAIN response" },
 	{ "user", 0, "malformed PLAIN response" },
 	{ "\0user", 5, "malformed PLAIN response" },
-	{ "\0user\0pa\0ss", 13, "malformed PLAIN response" },
+	{ "\0user\0pa\0ss", 11, "malformed PLAIN response" },
 	{ "\0\0pass", 6, "empty user name or password" },
 	{ "\0user\0", 6, "empty user name or password" },
 	{ "bob\0user\0pass", 13, "authorization identity differs from user" },
