@@ -24,14 +24,19 @@
  * the handshake must verify the certificate against the configured host
  * name, and RELAY_AUTH refuses to run unless tls_ok is set.  Only on the
  * TLS session, and when the server offers PIPELINING, do MAIL, RCPT and
- * DATA go out together; otherwise a reply followed by more bytes
- * ("trailing data") ends the session.  After STARTTLS's 220 that is
- * plaintext injection and nothing of it is ever acted on.  The reply to
- * the final dot is the other exception: once it begins with 2xx the
- * message is delivered, and nothing that follows (trailing bytes, a
- * broken rest of the reply, EOF, a timeout) may turn that into a retry
- * that sends it twice.  Lost after the final dot with no reply at all,
- * the message is "uncertain" (relay_outcome).
+ * DATA go out together.  When it also offers CHUNKING (RFC 3030) and the
+ * message is small (RELAY_BDAT_MAX), "BDAT <size> LAST" and the message
+ * itself take DATA's place in that group, so a message on a reused
+ * connection costs one round trip instead of two: MAIL -> RCPT... ->
+ * BDAT, whose reply is the final one.  Otherwise a reply followed by more
+ * bytes ("trailing data") ends the session.  After STARTTLS's 220 that is
+ * plaintext injection and nothing of it is ever acted on.  The final
+ * reply (to the dot, or to BDAT LAST) is the other exception: once it
+ * begins with 2xx the message is delivered, and nothing that follows
+ * (trailing bytes, a broken rest of the reply, EOF, a timeout) may turn
+ * that into a retry that sends it twice.  Lost after the message went out
+ * with no final reply (and none before it that rules a delivery out), the
+ * message is "uncertain" (relay_outcome).
  *
  * In check-only mode (relayqd --check-relay) the session ends after a
  * successful AUTH with QUIT and RELAY_OK; a transcript callback then
@@ -82,6 +87,12 @@
 #define RELAY_READ_HIWAT	(2 * SMTP_REPLY_MAX)
 #define RELAY_OBUF_MAX		(64 * 1024)	/* body bytes queued at most */
 #define RELAY_IBUF_SIZE		(8 * 1024)	/* one read from the .eml */
+/*
+ * The largest message sent with BDAT LAST in the pipelined group, read
+ * whole into memory: a refused MAIL or RCPT then wastes at most this
+ * much.  A larger one waits for 354 and streams.
+ */
+#define RELAY_BDAT_MAX		(256 * 1024)
 #define RELAY_REASON_MAX	(SMTP_CMD_MAX + SMTP_REPLY_MAX + 64)
 #define RELAY_SECRET_MAX	4096		/* "AUTH XOAUTH2 " + base64 */
 
@@ -103,6 +114,7 @@ enum relay_state {
 	RELAY_MAIL,
 	RELAY_RCPT,
 	RELAY_DATA,
+	RELAY_BDAT,
 	RELAY_BODY,
 	RELAY_EOM,
 	RELAY_QUIT
@@ -137,6 +149,7 @@ static const struct {
 	[RELAY_RCPT] =			{ "RCPT", "RCPT", 250, 300 },
 	[RELAY_DATA] =			{ "DATA", "DATA", 354, 120 },
 	[RELAY_BODY] =			{ "BODY", "DATA", 0, 180 },
+	[RELAY_BDAT] =			{ "BDAT", "BDAT", 250, 600 },
 	[RELAY_EOM] =			{ "EOM", "DATA", 250, 600 },
 	[RELAY_QUIT] =			{ "QUIT", "QUIT", 221, 60 },
 };
@@ -186,6 +199,15 @@ struct relay {
 	enum relay_state	 pl_held_state;
 	char			 pl_mailcmd[SMTP_CMD_MAX];
 	struct smtp_reply	 pl_hold;
+	/*
+	 * CHUNKING (RFC 3030) with PIPELINING, for a message of at most
+	 * RELAY_BDAT_MAX: "BDAT <size> LAST" and the message end the group
+	 * instead of DATA, so its reply, read after MAIL's and the RCPTs',
+	 * is the final one.  bdat holds the message read for the next
+	 * group; bdat_out says the current group carried it.
+	 */
+	struct evbuffer		*bdat;
+	bool			 bdat_out;
 	int			 msgfd;
 	off_t			 msgsize;
 	struct sasl_cred	 cred;
@@ -228,6 +250,7 @@ static void	relay_tx_delivered(struct relay *, const char *);
 static void	relay_next_rcpt(struct relay *);
 static void	relay_pl_send(struct relay *);
 static void	relay_rcpts_done(struct relay *);
+static void	relay_eom_response(struct relay *);
 static void	relay_quit(struct relay *, enum relay_result, const char *);
 static void	relay_fail(struct relay *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
@@ -253,6 +276,8 @@ relay_free(struct relay *r)
 	free(r->rr);
 	free(r->intx);
 	free(r->pl_idx);
+	if (r->bdat != NULL)
+		evbuffer_free(r->bdat);
 	free(r->host);
 	free(r->port);
 	free(r->helo);
@@ -340,6 +365,7 @@ relay_take(struct relay *r, struct relay_job *job)
 	r->reaction = RELAY_REACT_RETRY;
 	r->accepted = false;
 	r->uncertain = false;
+	r->bdat_out = false;
 	r->auth_sent = false;
 	r->msgsize = 0;
 	if (r->msgfd != -1 && fstat(r->msgfd, &st) == 0)
@@ -381,6 +407,38 @@ relay_end_message(struct relay *r, enum relay_result result,
 	relay_enter(r, rset ? RELAY_RSET : RELAY_MAIL);
 }
 
+/* True when the reply awaited now is the final one, to the message. */
+static bool
+relay_final(const struct relay *r)
+{
+	return r->state == RELAY_EOM || (r->state == RELAY_BDAT &&
+	    r->pl_mail_ok && r->naccepted > 0);
+}
+
+/*
+ * True when the server may have the message though its final reply was
+ * not read: the final dot went out, or a pipelined BDAT LAST did and no
+ * reply read so far (a refused MAIL, every RCPT refused) rules it out.
+ */
+static bool
+relay_may_have_it(const struct relay *r)
+{
+	if (r->state == RELAY_EOM)
+		return true;
+	if (!r->bdat_out)
+		return false;
+	switch (r->state) {
+	case RELAY_MAIL:
+		return true;
+	case RELAY_RCPT:
+		return r->pl_mail_ok;
+	case RELAY_BDAT:
+		return r->pl_mail_ok && r->naccepted > 0;
+	default:
+		return false;
+	}
+}
+
 /*
  * A local failure on a connection that can no longer be trusted: finish
  * TEMPFAIL at once, sending nothing more.  In RELAY_QUIT the outcome is
@@ -402,7 +460,7 @@ relay_fail(struct relay *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	if (r->state == RELAY_EOM && r->accepted) {
+	if (relay_final(r) && r->accepted) {
 		log_warnx("%s relay=%s:%s accepted the message, then: %s",
 		    r->id, r->host, r->port, reason);
 		relay_tx_delivered(r, r->reason);
@@ -411,11 +469,12 @@ relay_fail(struct relay *r, const char *fmt, ...)
 		return;
 	}
 	/*
-	 * The whole message and its final dot went out and no reply came:
-	 * Gmail may have it.  The entry says so; the retry sends the same
-	 * bytes (same Message-ID), which Gmail uses to drop duplicates.
+	 * The whole message and its final dot (or BDAT LAST) went out and
+	 * no reply came that rules a delivery out: Gmail may have it.  The
+	 * entry says so; the retry sends the same bytes (same Message-ID),
+	 * which Gmail uses to drop duplicates.
 	 */
-	if (r->state == RELAY_EOM) {
+	if (relay_may_have_it(r)) {
 		r->uncertain = true;
 		log_warnx("%s relay=%s:%s delivery uncertain: %s", r->id,
 		    r->host, r->port, reason);
@@ -582,6 +641,7 @@ relay_stage(const struct relay *r)
 	case RELAY_DATA:
 	case RELAY_BODY:
 		return RELAY_STAGE_DATA;
+	case RELAY_BDAT:
 	case RELAY_EOM:
 	case RELAY_QUIT:
 		return RELAY_STAGE_EOM;
@@ -971,6 +1031,52 @@ relay_msg_8bit(int fd)
 }
 
 /*
+ * For a pipelined BDAT LAST, the whole message in r->bdat, when the
+ * server offers CHUNKING and PIPELINING and the message is at most
+ * RELAY_BDAT_MAX and ends with CRLF (BDAT sends it as it is, where
+ * DATA's end marker would complete a last line).  Otherwise r->bdat stays
+ * NULL and DATA streams the message.  -1 with errno if it cannot be read.
+ */
+static int
+relay_bdat_load(struct relay *r)
+{
+	char	 tail[2];
+	off_t	 off = 0;
+	ssize_t	 n;
+
+	if (r->bdat != NULL)
+		evbuffer_free(r->bdat);
+	r->bdat = NULL;
+	if (!r->pipelining || (r->ehlo.ext & SMTP_EXT_CHUNKING) == 0 ||
+	    r->msgsize < 2 || r->msgsize > RELAY_BDAT_MAX)
+		return 0;
+	if (pread(r->msgfd, tail, sizeof(tail), r->msgsize - 2) != 2)
+		return -1;
+	if (tail[0] != '\r' || tail[1] != '\n')
+		return 0;
+	if ((r->bdat = evbuffer_new()) == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	while (off < r->msgsize) {
+		n = pread(r->msgfd, r->ibuf, sizeof(r->ibuf), off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0 || evbuffer_add(r->bdat, r->ibuf, (size_t)n) == -1) {
+			if (n == 0)
+				errno = EIO;	/* shorter than it was */
+			else if (n > 0)
+				errno = ENOMEM;
+			evbuffer_free(r->bdat);
+			r->bdat = NULL;
+			return -1;
+		}
+		off += n;
+	}
+	return 0;
+}
+
+/*
  * MAIL FROM, with SIZE when the server announced it, and BODY=8BITMIME
  * for an 8-bit message when it offered 8BITMIME (RFC 6152).  A message
  * larger than the server's SIZE fails here, before DATA: sending it would
@@ -998,6 +1104,11 @@ relay_mail(struct relay *r)
 		relay_end_message(r, RELAY_PERMFAIL, reason, false);
 		return;
 	}
+	if (relay_bdat_load(r) == -1) {
+		log_warn("%s relay reading message", r->id);
+		relay_fail(r, "reading message: %s", strerror(errno));
+		return;
+	}
 	if (r->ehlo.ext & SMTP_EXT_SIZE)
 		snprintf(size, sizeof(size), " SIZE=%lld",
 		    (long long)r->msgsize);
@@ -1011,7 +1122,8 @@ relay_mail(struct relay *r)
 /*
  * PIPELINING: after MAIL, the RCPTs of this transaction (every pending
  * recipient, at most RELAY_RCPT_TX_MAX; a bad address fails at once)
- * and DATA, all without waiting; their replies are read in order.
+ * and DATA, or BDAT LAST and the message, all without waiting; their
+ * replies are read in order.
  */
 static void
 relay_pl_send(struct relay *r)
@@ -1038,8 +1150,17 @@ relay_pl_send(struct relay *r)
 		relay_send(r, "RCPT TO:<%s>", r->rcpt[i]);
 	}
 	r->ntx = r->pl_n;
-	if (r->pl_n > 0)
+	r->bdat_out = r->pl_n > 0 && r->bdat != NULL;
+	if (r->bdat_out) {
+		relay_send(r, "BDAT %zu LAST", evbuffer_get_length(r->bdat));
+		log_debug("%s relay C: <%zu bytes of message>", r->id,
+		    evbuffer_get_length(r->bdat));
+		bufferevent_write_buffer(r->bev, r->bdat);
+	} else if (r->pl_n > 0)
 		relay_send(r, "DATA");
+	if (r->bdat != NULL)
+		evbuffer_free(r->bdat);
+	r->bdat = NULL;
 	r->pl_left = 1 + r->pl_n + (r->pl_n > 0 ? 1 : 0);
 	str_copy(r->cmd, r->pl_mailcmd, sizeof(r->cmd));
 }
@@ -1057,6 +1178,9 @@ relay_pl_await(struct relay *r, enum relay_state state)
 		    r->rcpt[r->rcptidx]);
 	} else if (state == RELAY_DATA)
 		str_copy(r->cmd, "DATA", sizeof(r->cmd));
+	else if (state == RELAY_BDAT)
+		snprintf(r->cmd, sizeof(r->cmd), "BDAT %lld LAST",
+		    (long long)r->msgsize);
 }
 
 /* Keep the first reply to judge after the group (state: whose it is). */
@@ -1150,6 +1274,27 @@ relay_pl_response(struct relay *r)
 		}
 		relay_rcpts_done(r);
 		return;
+	case RELAY_BDAT:
+		r->pl_left = 0;
+		r->bdat_out = false;
+		if (r->pl_mail_ok && r->naccepted > 0) {
+			if (smtp_reply_class(&r->reply) == 2)
+				relay_eom_response(r);
+			else
+				relay_reply_fail(r);	/* the message refused */
+			return;
+		}
+		if (smtp_reply_class(&r->reply) == 2) {
+			relay_fail(r, "BDAT: %d with no recipient accepted",
+			    r->reply.code);
+			return;
+		}
+		if (!r->pl_mail_ok || r->pl_held) {
+			relay_pl_judge_held(r);
+			return;
+		}
+		relay_rcpts_done(r);
+		return;
 	default:
 		break;
 	}
@@ -1167,7 +1312,7 @@ relay_pl_response(struct relay *r)
 	else if (++r->pl_pos < r->pl_n)
 		relay_pl_await(r, RELAY_RCPT);
 	else
-		relay_pl_await(r, RELAY_DATA);
+		relay_pl_await(r, r->bdat_out ? RELAY_BDAT : RELAY_DATA);
 }
 
 /* RCPT TO for the current recipient; a bad address fails it alone. */
@@ -1388,6 +1533,9 @@ relay_enter(struct relay *r, enum relay_state state)
 	case RELAY_DATA:
 		relay_send(r, "DATA");
 		break;
+	case RELAY_BDAT:
+		/* Only ever awaited: it goes out with its group. */
+		break;
 	case RELAY_BODY:
 		relay_body_start(r);
 		break;
@@ -1544,7 +1692,7 @@ relay_response(struct relay *r)
 }
 
 /*
- * In RELAY_EOM, look at the first line of the reply, complete or not:
+ * Awaiting the final reply, look at its first line, complete or not:
  * one that begins "2xx" means the server took the message, and that is
  * what the session reports whatever follows (a malformed or over-long
  * rest, trailing bytes, EOF, a timeout).  r->reason keeps the line.
@@ -1556,7 +1704,7 @@ relay_eom_peek(struct relay *r, struct evbuffer *in)
 	ev_ssize_t	 n;
 	size_t		 i;
 
-	if (r->state != RELAY_EOM || r->accepted || r->reply.nlines > 0)
+	if (!relay_final(r) || r->accepted || r->reply.nlines > 0)
 		return;
 	if ((n = evbuffer_copyout(in, buf, sizeof(buf) - 1)) < 4)
 		return;
@@ -1604,7 +1752,7 @@ relay_read_line(struct relay *r, struct evbuffer *in, size_t len)
 	}
 	smtp_reply_oneline(&r->reply, one, sizeof(one));
 	log_debug("%s relay S: %s", r->id, one);
-	if (r->state == RELAY_EOM && r->accepted)
+	if (relay_final(r) && r->accepted)
 		str_copy(r->reason, one, sizeof(r->reason));
 	/*
 	 * The relay never pipelines, so bytes after a reply are an attack;

@@ -476,7 +476,19 @@ END_TEST
 
 /* ---- dots ---- */
 
-/* Lines that begin with dots survive stuffing on both hops exactly. */
+/*
+ * Lines that begin with dots arrive exactly, through the dot-stuffing of
+ * both hops (the stand-in without CHUNKING, so the relay sends DATA) and
+ * through BDAT, which carries the message as it is.
+ */
+static const struct {
+	const char	*standin_arg;	/* or NULL */
+	const char	*body;		/* the stand-in's "body:" */
+} dots_modes[] = {
+	{ NULL, "bdat" },
+	{ "--no-chunking", "data" },
+};
+
 START_TEST(test_dots_transparent_end_to_end)
 {
 	static const char	 body[] =
@@ -492,17 +504,21 @@ START_TEST(test_dots_transparent_end_to_end)
 	    "...\r\n"
 	    ". \r\n"
 	    "last line.\r\n";
+	const char *const	 extra[] = { dots_modes[_i].standin_arg, NULL };
 	struct harness_proc	*d;
-	char			 id[128], path[PATH_MAX];
+	char			 id[128], path[PATH_MAX], how[16];
 	char			*eml;
 	size_t			 len;
 
-	it_standin(NULL, NULL);
+	it_standin(NULL, extra);
 	d = it_relayqd(NULL, 0);
 	it_smtp_submit(body, sizeof(body) - 1, id, sizeof(id));
 	it_fmt(path, sizeof(path), "%s/msg-000001.meta", it.mail);
 	it_assert(harness_wait_file(path, NULL, it_wait()) == 0,
 	    "the stand-in received nothing");
+	it_assert(harness_keyval(path, "body", how, sizeof(how)) == 0 &&
+	    strcmp(how, dots_modes[_i].body) == 0, "sent with %s, not %s",
+	    how, dots_modes[_i].body);
 	it_fmt(path, sizeof(path), "%s/msg-000001.eml", it.mail);
 	eml = harness_read_file(path, &len);
 	it_assert(eml != NULL, "cannot read %s", path);
@@ -908,7 +924,8 @@ main(void)
 
 	s = suite_create("dots");
 	tc = it_tcase("transparency", IT_TIMEOUT);
-	tcase_add_test(tc, test_dots_transparent_end_to_end);
+	tcase_add_loop_test(tc, test_dots_transparent_end_to_end, 0,
+	    (int)nitems(dots_modes));
 	suite_add_tcase(s, tc);
 	srunner_add_suite(sr, s);
 

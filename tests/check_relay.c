@@ -73,8 +73,10 @@ struct peer {
 	bool			 early;	/* answer the next DATA line */
 	bool			 closed;
 	bool			 stalled;	/* reads no more */
+	size_t			 bdat_left;	/* BDAT chunk bytes to come */
 	struct evbuffer		*lines;	/* command lines, '\n'-terminated */
-	struct evbuffer		*data;	/* DATA lines, '\n'-terminated */
+	struct evbuffer		*data;	/* DATA lines, '\n'-terminated, or
+					   BDAT chunks as they came */
 };
 
 struct outcome {
@@ -152,18 +154,49 @@ peer_step(struct peer *p)
 	}
 }
 
+/*
+ * Take the bytes of a BDAT chunk as they are; once the chunk is complete,
+ * answer it with the next step.  False when no chunk is being read.
+ */
+static bool
+peer_bdat(struct peer *p)
+{
+	struct evbuffer	*in = bufferevent_get_input(p->bev);
+	size_t		 n;
+
+	if (p->bdat_left == 0)
+		return false;
+	n = evbuffer_get_length(in);
+	if (n > p->bdat_left)
+		n = p->bdat_left;
+	evbuffer_remove_buffer(in, p->data, n);
+	p->bdat_left -= n;
+	if (p->bdat_left == 0)
+		peer_step(p);
+	return true;
+}
+
 /* Record each CRLF line and answer commands from the script. */
 static void
 peer_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct peer	*p = arg;
 	char		*line;
-	size_t		 len;
+	size_t		 len, chunk;
 
 	/* p->bev, not bev: after STARTTLS the lines come from the filter. */
 	UNUSED(bev);
-	while (p->bev != NULL && (line = evbuffer_readln(
-	    bufferevent_get_input(p->bev), &len, EVBUFFER_EOL_CRLF_STRICT))) {
+	for (;;) {
+		if (p->bev == NULL)
+			return;
+		if (peer_bdat(p)) {
+			if (p->bdat_left > 0)
+				return;
+			continue;
+		}
+		if ((line = evbuffer_readln(bufferevent_get_input(p->bev),
+		    &len, EVBUFFER_EOL_CRLF_STRICT)) == NULL)
+			return;
 		if (p->in_data && strcmp(line, ".") == 0) {
 			p->in_data = false;
 			peer_step(p);
@@ -175,7 +208,11 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 			}
 		} else {
 			evbuffer_add_printf(p->lines, "%s\n", line);
-			peer_step(p);
+			if (sscanf(line, "BDAT %zu LAST", &chunk) == 1 &&
+			    chunk > 0)
+				p->bdat_left = chunk;
+			else
+				peer_step(p);
 		}
 		free(line);
 	}
@@ -1255,6 +1292,226 @@ START_TEST(test_relay_pipelined)
 }
 END_TEST
 
+#define EHLO_CHUNK	"250-" HOST "\r\n250-SIZE 35882577\r\n" \
+			"250-AUTH PLAIN\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
+#define STEPS_TO_AUTH_CHUNK \
+		{ BANNER, PEER_REPLY }, \
+		{ EHLO_PLAIN, PEER_REPLY }, \
+		{ "220 2.0.0 Ready to start TLS\r\n", PEER_STARTTLS }, \
+		{ EHLO_CHUNK, PEER_REPLY }, \
+		{ "235 2.7.0 Accepted\r\n", PEER_REPLY }
+/* Ends with CRLF, as a queued message does; ".." stays as it is. */
+#define BODY_CRLF	"Subject: t\r\n\r\nhello\r\n.\r\n..x\r\n"
+
+/*
+ * CHUNKING and PIPELINING offered: MAIL, both RCPTs and "BDAT 29 LAST"
+ * with the message as it is (no dot-stuffing, no end marker) go out
+ * before any reply is read, and BDAT's reply delivers.
+ */
+START_TEST(test_relay_bdat)
+{
+	static const struct peer_step steps[] = {
+		STEPS_TO_AUTH_CHUNK,
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "553 5.1.3 not a valid address\r\n", PEER_REPLY },
+		{ "250 2.0.0 OK  1 x - gsmtp\r\n", PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session_transcript = evbuffer_new();
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_CRLF,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_OK);
+	ck_assert_int_eq(o.ro.uncertain, false);
+	ck_assert_int_eq(o.rcpts[0].status, RELAY_RCPT_DELIVERED);
+	ck_assert_str_eq(o.rcpts[0].reply, "250 2.0.0 OK  1 x - gsmtp");
+	ck_assert_int_eq(o.rcpts[1].status, RELAY_RCPT_FAILED);
+	ck_assert_str_eq(transcript_from_mail(), "C: MAIL FROM:<" SENDER
+	    "> SIZE=29\nC: RCPT TO:<b@example.org>\nC: RCPT TO:<c@example.org>"
+	    "\nC: BDAT 29 LAST\nS: 250 2.1.0 OK\nS: 250 2.1.5 OK\n"
+	    "S: 553 5.1.3 not a valid address\n"
+	    "S: 250 2.0.0 OK  1 x - gsmtp\nC: QUIT\n"
+	    "S: 221 2.0.0 closing connection\n");
+	ck_assert_str_eq(peer_data(&pr), BODY_CRLF);
+	evbuffer_free(session_transcript);
+	session_transcript = NULL;
+	peer_free(&pr);
+}
+END_TEST
+
+/*
+ * A message BDAT cannot carry as it is (no CRLF at its end) or one over
+ * RELAY_BDAT_MAX goes with DATA, dot-stuffed, though CHUNKING is offered.
+ */
+START_TEST(test_relay_bdat_not_used)
+{
+	static const struct peer_step steps[] = {
+		STEPS_TO_AUTH_CHUNK,
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "354  Go ahead\r\n", PEER_DATA },
+		{ "250 2.0.0 OK  1 x - gsmtp\r\n", PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+	char		*big;
+	size_t		 len = 256 * 1024 + 2, i;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_OK);
+	ck_assert_ptr_null(strstr(peer_lines(&pr), "BDAT"));
+	ck_assert_str_eq(peer_data(&pr), "Subject: t\n\nhello\n..\n...x\n");
+	peer_free(&pr);
+
+	big = xmalloc(len + 1);
+	memset(big, 'x', len);
+	for (i = 62; i + 1 < len; i += 64) {
+		big[i] = '\r';
+		big[i + 1] = '\n';
+	}
+	big[len - 2] = '\r';
+	big[len - 1] = '\n';
+	big[len] = '\0';
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, big, &pr, &o);
+	ck_assert_msg(o.result == RELAY_OK, "reason: %s", o.reason);
+	ck_assert_ptr_null(strstr(peer_lines(&pr), "BDAT"));
+	ck_assert_ptr_nonnull(strstr(peer_lines(&pr), "DATA\n"));
+	peer_free(&pr);
+	free(big);
+}
+END_TEST
+
+/* Pipelined BDAT, refusals: each is judged as DATA's would be. */
+static const struct {
+	const char	*mail, *rcpt1, *rcpt2, *bdat;
+	enum relay_result result;
+	const char	*reason;
+} bdat_refused[] = {
+	/* The message refused: its own reply decides. */
+	{ "250 2.1.0 OK\r\n", "250 2.1.5 OK\r\n", "250 2.1.5 OK\r\n",
+	    "552 5.3.4 Your message exceeded Google's message size limits.\r\n",
+	    RELAY_PERMFAIL, "BDAT 29 LAST: 552 5.3.4 Your message exceeded "
+	    "Google's message size limits." },
+	{ "250 2.1.0 OK\r\n", "250 2.1.5 OK\r\n", "250 2.1.5 OK\r\n",
+	    "451 4.3.0 Mail server temporarily rejected message.\r\n",
+	    RELAY_TEMPFAIL, "BDAT 29 LAST: 451 4.3.0 Mail server temporarily "
+	    "rejected message." },
+	/* MAIL refused: BDAT's 503 is expected, MAIL's reply decides. */
+	{ "555 5.5.2 Syntax error. x - gsmtp\r\n", "503 5.5.1 MAIL first.\r\n",
+	    "503 5.5.1 MAIL first.\r\n", "503 5.5.1 MAIL first.\r\n",
+	    RELAY_PERMFAIL, "MAIL FROM:<" SENDER "> SIZE=29: 555 5.5.2 Syntax "
+	    "error. x - gsmtp" },
+	/* Every recipient refused: theirs decide. */
+	{ "250 2.1.0 OK\r\n", "550 5.1.1 no such user b\r\n",
+	    "550 5.1.1 no such user c\r\n", "503 5.5.1 RCPT first.\r\n",
+	    RELAY_PERMFAIL, "every recipient refused; last: 550 5.1.1 no "
+	    "such user c" },
+};
+
+START_TEST(test_relay_bdat_refused)
+{
+	const struct peer_step steps[] = {
+		STEPS_TO_AUTH_CHUNK,
+		{ bdat_refused[_i].mail, PEER_REPLY },
+		{ bdat_refused[_i].rcpt1, PEER_REPLY },
+		{ bdat_refused[_i].rcpt2, PEER_REPLY },
+		{ bdat_refused[_i].bdat, PEER_REPLY },
+		{ "250 2.0.0 OK\r\n", PEER_REPLY },	/* RSET */
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_CRLF,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, bdat_refused[_i].result);
+	ck_assert_str_eq(o.reason, bdat_refused[_i].reason);
+	ck_assert_int_eq(o.ro.uncertain, false);
+	ck_assert_int_ne(o.rcpts[0].status, RELAY_RCPT_DELIVERED);
+	ck_assert_ptr_nonnull(strstr(peer_lines(&pr), "BDAT 29 LAST\n"));
+	peer_free(&pr);
+}
+END_TEST
+
+/*
+ * No more replies after some of the group's (the peer stops reading; the
+ * relay gives up at its timeout, as on a lost connection): uncertain
+ * while the server may have taken the message, not once a reply read
+ * rules that out.
+ */
+static const struct {
+	const char	*replies[3];	/* then the peer falls silent */
+	bool		 uncertain;
+	const char	*reason;
+} bdat_lost[] = {
+	{ { NULL }, true, "timeout waiting for reply to MAIL" },
+	{ { "250 2.1.0 OK\r\n" }, true, "timeout waiting for reply to RCPT" },
+	{ { "250 2.1.0 OK\r\n", "250 2.1.5 OK\r\n", "550 5.1.1 no\r\n" },
+	    true, "timeout waiting for reply to BDAT" },
+	{ { "555 5.5.2 Syntax error.\r\n" }, false,
+	    "timeout waiting for reply to RCPT" },
+	{ { "250 2.1.0 OK\r\n", "550 5.1.1 no\r\n", "550 5.1.1 no\r\n" },
+	    false, "timeout waiting for reply to BDAT" },
+};
+
+START_TEST(test_relay_bdat_lost)
+{
+	struct peer_step steps[] = {
+		STEPS_TO_AUTH_CHUNK,
+		{ NULL, PEER_DATA_STALL },
+		{ NULL, PEER_DATA_STALL },
+		{ NULL, PEER_DATA_STALL },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+	size_t		 i, n = nitems(steps) - 3;
+
+	for (i = 0; i < 3 && bdat_lost[_i].replies[i] != NULL; i++) {
+		steps[n].reply = bdat_lost[_i].replies[i];
+		steps[n++].action = i == 2 ? PEER_DATA_STALL : PEER_REPLY;
+	}
+	session_timeout = 1;
+	session(steps, i == 3 ? n : n + 1, HOST, RELAY_TLS_STARTTLS,
+	    BODY_CRLF, &pr, &o);
+	ck_assert_int_eq(o.calls, 1);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_str_eq(o.reason, bdat_lost[_i].reason);
+	ck_assert_int_eq(o.ro.uncertain, bdat_lost[_i].uncertain);
+	peer_free(&pr);
+}
+END_TEST
+
+/* BDAT's reply began with 250: delivered, whatever broke after it. */
+START_TEST(test_relay_bdat_accepted)
+{
+	static const struct peer_step steps[] = {
+		STEPS_TO_AUTH_CHUNK,
+		{ "250 2.1.0 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "250 2.1.5 OK\r\n", PEER_REPLY },
+		{ "250-2.0.0 OK queued\r\nnot a reply\r\n", PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_CRLF,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_OK);
+	ck_assert_str_eq(o.reason, "250-2.0.0 OK queued");
+	ck_assert_int_eq(o.rcpts[0].status, RELAY_RCPT_DELIVERED);
+	ck_assert_int_eq(o.rcpts[1].status, RELAY_RCPT_DELIVERED);
+	ck_assert_int_eq(o.ro.uncertain, false);
+	peer_free(&pr);
+}
+END_TEST
+
 /* A pipelined MAIL refused: the rest is read, MAIL's reply judged. */
 START_TEST(test_relay_pipelined_mail_refused)
 {
@@ -1680,6 +1937,13 @@ relay_suite(void)
 	tcase_add_test(tc, test_relay_pipelined);
 	tcase_add_test(tc, test_relay_pipelined_mail_refused);
 	tcase_add_test(tc, test_relay_pipelined_421);
+	tcase_add_test(tc, test_relay_bdat);
+	tcase_add_test(tc, test_relay_bdat_not_used);
+	tcase_add_loop_test(tc, test_relay_bdat_refused, 0,
+	    (int)nitems_ck(bdat_refused));
+	tcase_add_loop_test(tc, test_relay_bdat_lost, 0,
+	    (int)nitems_ck(bdat_lost));
+	tcase_add_test(tc, test_relay_bdat_accepted);
 	tcase_add_test(tc, test_relay_quota_at_data_defers);
 	tcase_add_test(tc, test_relay_connection_lost_in_data);
 	tcase_add_test(tc, test_relay_connection_lost_mid_body_not_uncertain);

@@ -10,7 +10,8 @@
  *	msg-NNNNNN.eml	the message as received, dot-stuffing removed, CRLF
  *			kept, the final ".\r\n" excluded
  *	msg-NNNNNN.meta	"from: A", "rcpt: A" (repeated), "user: U",
- *			"tls: yes|no", "auth-tls: yes|no"; renamed into place
+ *			"tls: yes|no", "auth-tls: yes|no", "body: data|bdat"
+ *			(how the message came); renamed into place
  *			after the .eml, so a test that sees it sees both
  *	events.log	one line per event, flushed at once:
  *			connect N, starttls N, tls N version=V resumed=yes|no,
@@ -132,6 +133,7 @@ struct standin_tx {
 	bool			 bdat_last;
 	unsigned long long	 bdat_left;	/* chunk bytes still to read */
 	const char		*bdat_error;	/* reply after a refused chunk */
+	bool			 bdat_burst;	/* --burst-at-data: 421 after it */
 };
 
 struct standin;
@@ -186,6 +188,7 @@ struct standin {
 	unsigned long long	 size_max;	/* --size: SIZE and the limit */
 	size_t			 rcpt_max;	/* --rcpt-max: 452 after */
 	bool			 discard;	/* count message bytes, keep none */
+	bool			 chunking;	/* CHUNKING offered */
 	unsigned long long	 tempfail_left;
 	unsigned long long	 drop_left;
 	unsigned		 idle;		/* seconds */
@@ -204,6 +207,7 @@ static void	standin_drop(struct standin_sess *);
 static void	standin_read_cb(struct bufferevent *, void *);
 static void	standin_write_cb(struct bufferevent *, void *);
 static void	standin_event_cb(struct bufferevent *, short, void *);
+static void	standin_burst(struct standin_sess *);
 
 /* Append one line to events.log and flush it at once. */
 static void
@@ -1036,6 +1040,7 @@ standin_write_meta(struct standin_sess *s, unsigned n)
 	fprintf(fp, "user: %s\n", s->user);
 	fprintf(fp, "tls: %s\n", s->tls ? "yes" : "no");
 	fprintf(fp, "auth-tls: %s\n", s->auth_tls ? "yes" : "no");
+	fprintf(fp, "body: %s\n", tx->bdat ? "bdat" : "data");
 	bad = ferror(fp);
 	if (fclose(fp) != 0 || bad || rename(tmp, path) == -1) {
 		unlink(tmp);
@@ -1162,13 +1167,15 @@ standin_bdat_feed(struct standin_sess *s)
 	if (n > tx->bdat_left)
 		n = (size_t)tx->bdat_left;
 	evbuffer_remove(in, s->si->chunk, n);
-	if (tx->bdat_error == NULL)
+	if (tx->bdat_error == NULL && !tx->bdat_burst)
 		standin_tx_write(s, s->si->chunk, n);
 	tx->bdat_left -= n;
 	if (tx->bdat_left > 0)
 		return true;
 	s->state = STANDIN_COMMAND;
-	if (tx->bdat_error != NULL) {
+	if (tx->bdat_burst)
+		standin_burst(s);
+	else if (tx->bdat_error != NULL) {
 		standin_replyid(s, tx->bdat_error);
 		tx->bdat_error = NULL;
 	} else if (tx->bdat_last)
@@ -1176,6 +1183,17 @@ standin_bdat_feed(struct standin_sess *s)
 	else
 		standin_replyid(s, "250 2.0.0 OK");
 	return true;
+}
+
+/* Gmail's 421 4.3.0 at the message (--burst-at-data), and the close. */
+static void
+standin_burst(struct standin_sess *s)
+{
+	standin_event(s->si, "burst %u", s->conn);
+	standin_tx_reset(s);
+	standin_reply(s, "421 4.3.0 Temporary System Problem.%sTry again "
+	    "later (10). %s - gsmtp", standin_gap(s), s->id);
+	standin_close_after(s);
 }
 
 /* DATA: 354 and switch to reading message text. */
@@ -1190,11 +1208,7 @@ standin_cmd_data(struct standin_sess *s)
 		standin_replyid(s, "503 5.5.1 RCPT first.");
 	else if (s->si->burst_left > 0) {
 		s->si->burst_left--;
-		standin_event(s->si, "burst %u", s->conn);
-		standin_tx_reset(s);
-		standin_reply(s, "421 4.3.0 Temporary System Problem.%sTry again "
-		    "later (10). %s - gsmtp", standin_gap(s), s->id);
-		standin_close_after(s);
+		standin_burst(s);
 	} else if (standin_tx_open(s) == 0) {
 		s->state = STANDIN_DATA;
 		standin_reply(s, "354%sGo ahead %s - gsmtp", standin_gap(s),
@@ -1231,7 +1245,11 @@ standin_cmd_bdat(struct standin_sess *s, const char *arg)
 	if (!s->greeted || !s->authed || (s->si->mode == STANDIN_TLS_STARTTLS
 	    && !s->tls) || !tx->active || tx->nrcpt == 0)
 		tx->bdat_error = "503 5.5.1 RCPT first.";
-	else if (standin_tx_open(s) == -1)
+	else if (!tx->bdat && s->si->burst_left > 0) {
+		/* Answered once the chunk is read, as Gmail does. */
+		s->si->burst_left--;
+		tx->bdat_burst = true;
+	} else if (standin_tx_open(s) == -1)
 		tx->bdat_error = "451 4.3.0 Mail server temporarily rejected "
 		    "message.";
 	tx->bdat = tx->active;
@@ -1281,7 +1299,8 @@ standin_cmd_ehlo(struct standin_sess *s, const char *arg)
 		standin_reply(s, "250-AUTH %s", s->si->mechs);
 	standin_reply(s, "250-ENHANCEDSTATUSCODES");
 	standin_reply(s, "250-PIPELINING");
-	standin_reply(s, "250-CHUNKING");
+	if (s->si->chunking)
+		standin_reply(s, "250-CHUNKING");
 	standin_reply(s, "250 SMTPUTF8");
 }
 
@@ -1699,8 +1718,8 @@ standin_usage(void)
 	    "               [--auth-fail-count N] [--quota-count N]\n"
 	    "               [--idle-at-mail N] [--burst-at-data N]\n"
 	    "               [--drop-after-dot N] [--auth-mechs LIST]\n"
-	    "               [--reject-domain DOMAIN] [--size N] [--rcpt-max N]"
-	    " [-v]\n");
+	    "               [--reject-domain DOMAIN] [--size N] [--rcpt-max N]\n"
+	    "               [--no-chunking] [-v]\n");
 	exit(64);
 }
 
@@ -1793,7 +1812,7 @@ standin_getopt(int argc, char **argv, struct standin *si,
 	    O_TOKEN, O_NOSTARTTLS, O_IMPLICIT, O_TEMPFAIL, O_REJECT, O_DROP, O_QUOTA,
 	    O_IDLE, O_TLSMAX, O_STLSREPLY, O_INJECT, O_DISCARD, O_PROFILE,
 	    O_AUTHFAIL, O_AUTHFAILN, O_QUOTAN, O_IDLEMAIL, O_BURST, O_DROPDOT,
-	    O_MECHS, O_REJDOMAIN, O_SIZE, O_RCPTMAX };
+	    O_MECHS, O_REJDOMAIN, O_SIZE, O_RCPTMAX, O_NOCHUNKING };
 	static const struct option	 opts[] = {
 		{ "port",		required_argument, NULL, O_PORT },
 		{ "port-file",		required_argument, NULL, O_PORTFILE },
@@ -1810,6 +1829,7 @@ standin_getopt(int argc, char **argv, struct standin *si,
 		{ "quota",		no_argument,	   NULL, O_QUOTA },
 		{ "idle-timeout",	required_argument, NULL, O_IDLE },
 		{ "discard",		no_argument,	   NULL, O_DISCARD },
+		{ "no-chunking",	no_argument,	   NULL, O_NOCHUNKING },
 		{ "tls-max",		required_argument, NULL, O_TLSMAX },
 		{ "starttls-reply",	required_argument, NULL, O_STLSREPLY },
 		{ "inject-after-starttls", required_argument, NULL, O_INJECT },
@@ -1894,6 +1914,9 @@ standin_getopt(int argc, char **argv, struct standin *si,
 			break;
 		case O_DISCARD:
 			si->discard = true;
+			break;
+		case O_NOCHUNKING:
+			si->chunking = false;
 			break;
 		case O_PROFILE:
 			if (strcmp(optarg, "legacy") == 0)
@@ -1995,6 +2018,7 @@ main(int argc, char **argv)
 	si->mechs = STANDIN_MECHS;
 	si->size_max = STANDIN_SIZE_MAX;
 	si->rcpt_max = STANDIN_RCPT_MAX;
+	si->chunking = true;
 	si->auth_fail_left = ULLONG_MAX;
 	TAILQ_INIT(&si->sessions);
 	standin_getopt(argc, argv, si, &a);
