@@ -103,6 +103,26 @@ count_entries(const char *path)
 	return n;
 }
 
+/*
+ * The entries of tmp/ that are submissions: not the empty ones the
+ * workers keep ready (.prep-<ID>).
+ */
+static int
+count_tmp(void)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 n = 0;
+
+	d = opendir(qpath("tmp", NULL));
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
 /* The whole file as a NUL-terminated string; its length in *len. */
 static char *
 slurp(const char *path, size_t *len)
@@ -205,7 +225,7 @@ START_TEST(test_queue_commit_files)
 	ck_assert_uint_eq(mode_of(qpath("failed", NULL)), 0700);
 	commit_one(q, id, sizeof(id));
 
-	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	ck_assert_int_eq(count_tmp(), 0);
 	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 1);
 	ck_assert_int_eq(count_entries(qpath("queue", id)), 3);
 	ck_assert_uint_eq(mode_of(qpath("queue", id)), 0700);
@@ -275,10 +295,10 @@ START_TEST(test_queue_abort_leaves_nothing)
 	tx = queue_tx_begin(q);
 	ck_assert_ptr_nonnull(tx);
 	ck_assert_int_eq(queue_tx_write(tx, MSG, strlen(MSG)), 0);
-	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 1);
+	ck_assert_int_eq(count_tmp(), 1);
 	queue_tx_abort(tx);
 	queue_tx_abort(NULL);
-	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	ck_assert_int_eq(count_tmp(), 0);
 	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 0);
 	queue_close(q);
 }
@@ -301,7 +321,7 @@ START_TEST(test_queue_commit_failure_cleans)
 	errno = 0;
 	ck_assert_int_eq(queue_tx_commit(tx, &env, &cred), -1);
 	ck_assert_int_eq(errno, EINVAL);
-	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	ck_assert_int_eq(count_tmp(), 0);
 	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 0);
 	queue_close(q);
 }
@@ -345,7 +365,7 @@ START_TEST(test_queue_write_error_sticky)
 	errno = 0;
 	ck_assert_int_eq(queue_tx_commit(tx, &env, &cred), -1);
 	ck_assert_int_eq(errno, EFBIG);
-	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	ck_assert_int_eq(count_tmp(), 0);
 	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 0);
 	envelope_fini(&env);
 	queue_close(q);
@@ -409,10 +429,10 @@ START_TEST(test_queue_open_purges_tmp)
 	fp = fopen(qpath("tmp", "stray"), "w");
 	ck_assert_ptr_nonnull(fp);
 	fclose(fp);
-	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 2);
+	ck_assert_int_eq(count_tmp(), 2);
 
 	q = open_queue();
-	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	ck_assert_int_eq(count_tmp(), 0);
 	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 1);
 	ck_assert_int_eq(access(qpath("queue", id), F_OK), 0);
 	queue_close(q);
@@ -527,7 +547,7 @@ START_TEST(test_queue_remove)
 	ck_assert_int_eq(access(qpath("queue", id), F_OK), -1);
 	ck_assert_int_eq(access(qpath("queue", id2), F_OK), 0);
 	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 1);
-	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	ck_assert_int_eq(count_tmp(), 0);
 	errno = 0;
 	ck_assert_int_eq(queue_remove(q, id), -1);
 	ck_assert_int_eq(errno, ENOENT);
@@ -1072,6 +1092,88 @@ async_wait(struct queue *q, struct event_base *base)
 	ck_assert_uint_eq(queue_async_pending(q), 0);
 }
 
+#define PREP_N		8		/* QUEUE_PREPARED */
+#define PREP_PREFIX	".prep-"
+
+/* The names of tmp/'s prepared entries, up to max; their count. */
+static int
+prepared_names(char names[][ENVELOPE_ID_MAX], int max)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 n = 0;
+
+	d = opendir(qpath("tmp", NULL));
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, PREP_PREFIX, strlen(PREP_PREFIX)) != 0)
+			continue;
+		if (n < max && strlen(de->d_name) < ENVELOPE_ID_MAX)
+			memcpy(names[n], de->d_name, strlen(de->d_name) + 1);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * Once the workers run, they keep 8 empty entries ready in tmp/ as
+ * .prep-<ID>; a begin takes one under a fresh ID, which the message is
+ * then committed as; closing the queue removes the others.
+ */
+START_TEST(test_queue_prepared_entries)
+{
+	struct queue		*q;
+	struct event_base	*base;
+	struct timespec		 nap = { 0, 10 * 1000 * 1000 };
+	char			 before[PREP_N + 1][ENVELOPE_ID_MAX];
+	char			 after[PREP_N + 1][ENVELOPE_ID_MAX];
+	char			 path[600];
+	char			*text;
+	size_t			 len;
+	int			 i, j, n, kept;
+
+	memset(&done_log, 0, sizeof(done_log));
+	q = open_queue();
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	ck_assert_int_eq(prepared_names(before, PREP_N), 0);
+	async_one(q, base, 0);		/* starts the workers */
+	async_wait(q, base);
+	for (i = 0; i < 1000 && prepared_names(before, PREP_N) < PREP_N; i++)
+		nanosleep(&nap, NULL);
+	ck_assert_int_eq(prepared_names(before, PREP_N + 1), PREP_N);
+	ck_assert_int_eq(count_tmp(), 0);
+
+	async_one(q, base, 1);
+	ck_assert_int_ne(strncmp(done_log.id[1], PREP_PREFIX,
+	    strlen(PREP_PREFIX)), 0);
+	n = prepared_names(after, PREP_N + 1);
+	ck_assert_int_le(n, PREP_N);
+	for (kept = 0, i = 0; i < PREP_N; i++) {
+		ck_assert_str_ne(before[i] + strlen(PREP_PREFIX),
+		    done_log.id[1]);
+		for (j = 0; j < n && j <= PREP_N; j++)
+			if (strcmp(before[i], after[j]) == 0)
+				kept++;
+	}
+	ck_assert_int_eq(kept, PREP_N - 1);
+	async_wait(q, base);
+	ck_assert_int_eq(done_log.errnum[1], 0);
+	ck_assert_int_eq(count_entries(qpath("queue", done_log.id[1])), 3);
+	snprintf(path, sizeof(path), "%s/message.eml",
+	    qpath("queue", done_log.id[1]));
+	text = slurp(path, &len);
+	ck_assert_uint_eq(len, strlen(MSG));
+	ck_assert_int_eq(memcmp(text, MSG, len), 0);
+	free(text);
+	ck_assert_int_eq(count_tmp(), 0);
+	queue_close(q);
+	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	event_base_free(base);
+}
+END_TEST
+
 /*
  * Concurrent async commits: each completion runs once, on the loop and
  * never within the call, and leaves a whole entry in queue/.
@@ -1105,7 +1207,7 @@ START_TEST(test_queue_commit_async)
 		envelope_fini(&env);
 	}
 	ck_assert_int_eq(count_entries(qpath("queue", NULL)), ASYNC_N);
-	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	ck_assert_int_eq(count_tmp(), 0);
 	queue_close(q);
 	event_base_free(base);
 }
@@ -1136,7 +1238,7 @@ START_TEST(test_queue_async_stop_finishes)
 	ck_assert_int_eq(done_log.calls, 4);
 	ck_assert_int_eq(done_log.errnum[3], 0);
 	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 4);
-	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	ck_assert_int_eq(count_tmp(), 0);
 	/* queue_close stops the workers itself; the base outlives it. */
 	async_one(q, base, 4);
 	queue_close(q);
@@ -1304,7 +1406,7 @@ START_TEST(test_queue_commit_async_dir_fsync_fails)
 	ck_assert_int_eq(done_log.calls, 1);
 	ck_assert_int_eq(done_log.errnum[0], EIO);
 	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 0);
-	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	ck_assert_int_eq(count_tmp(), 0);
 	async_one(q, base, 1);
 	async_wait(q, base);
 	ck_assert_int_eq(done_log.errnum[1], 0);
@@ -1335,7 +1437,7 @@ START_TEST(test_queue_commit_async_enospc)
 	ck_assert_int_eq(done_log.calls, 1);
 	ck_assert_int_eq(done_log.errnum[0], ENOSPC);
 	ck_assert_int_eq(count_entries(qpath("queue", NULL)), 0);
-	ck_assert_int_eq(count_entries(qpath("tmp", NULL)), 0);
+	ck_assert_int_eq(count_tmp(), 0);
 	queue_close(q);
 	event_base_free(base);
 }
@@ -1361,6 +1463,7 @@ queue_suite(void)
 	tcase_add_test(tc, test_queue_credentials);
 	tcase_add_test(tc, test_queue_password_not_in_envelope);
 	tcase_add_test(tc, test_queue_commit_async);
+	tcase_add_test(tc, test_queue_prepared_entries);
 	tcase_add_test(tc, test_queue_async_stop_finishes);
 	tcase_add_test(tc, test_queue_commit_async_enospc);
 	tcase_add_test(tc, test_queue_scan_skips_committing);
