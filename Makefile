@@ -247,6 +247,17 @@ systemd-test: deps
 	$(MAKE) all $(BUILD)/tests/standin certs
 	sh tests/systemd_boot.sh "$(MAKE)" $(BUILD)
 
+# The integration suites that relay, relayqd under valgrind's memcheck
+# (errors and definite leaks fail the suite); MEMCHECK_SUITES to choose.
+# Not part of check: about two minutes.
+.PHONY: memcheck
+memcheck: deps
+	@command -v valgrind >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+	    apt-get install -y -q valgrind
+	$(MAKE) all $(BUILD)/tests/integration $(BUILD)/tests/standin \
+	    $(BUILD)/tests/relayqd-fault $(BUILD)/tests/latency_proxy certs
+	sh tests/memcheck.sh $(BUILD) $(MEMCHECK_SUITES)
+
 # Measures only (no assertions); BENCH_FLAGS=--quick for a short run.
 bench: deps
 	$(MAKE) all $(BUILD)/tests/bench $(BUILD)/tests/standin \
