@@ -25,7 +25,8 @@ enum config_kind {
 	CONFIG_RELAY,		/* host:port */
 	CONFIG_TLS,		/* starttls | implicit */
 	CONFIG_MODE,		/* octal file mode */
-	CONFIG_FILE		/* char[CONFIG_PATH_MAX], may be relative */
+	CONFIG_FILE,		/* char[CONFIG_PATH_MAX], may be relative */
+	CONFIG_BOOL		/* yes | no */
 };
 
 struct config_key {
@@ -62,6 +63,7 @@ static const struct config_key config_keys[] = {
 	{ "daily-cap",		CONFIG_COUNT,	 OFF(daily_cap),     0, 100000 },
 	{ "rate-per-minute",	CONFIG_COUNT,	 OFF(per_minute),    0, 10000 },
 	{ "conn-messages",	CONFIG_COUNT,	 OFF(conn_messages), 1, 10000 },
+	{ "chunking",		CONFIG_BOOL,	 OFF(chunking),	     0, 0 },
 	{ "account",		CONFIG_NAME,	 OFF(account),	     0, 0 },
 	{ "password-file",	CONFIG_FILE,	 OFF(password_file), 0, 0 },
 };
@@ -103,6 +105,7 @@ config_defaults(struct relayqd_config *cfg)
 	cfg->daily_cap = 500;		/* Gmail's personal limit */
 	cfg->per_minute = 0;		/* no limit */
 	cfg->conn_messages = 100;
+	cfg->chunking = true;
 }
 
 /* Look a key up by name. */
@@ -175,6 +178,17 @@ config_set_key(struct relayqd_config *cfg, const struct config_key *k,
 		    sizeof(cfg->relay_port)) == -1) {
 			snprintf(err, errlen, "\"%s\" is not host:port, "
 			    "ip:port or [ipv6]:port", value);
+			return -1;
+		}
+		return 0;
+	case CONFIG_BOOL:
+		if (strcmp(value, "yes") == 0)
+			*(bool *)(void *)field = true;
+		else if (strcmp(value, "no") == 0)
+			*(bool *)(void *)field = false;
+		else {
+			snprintf(err, errlen, "\"%s\": expected yes or no",
+			    value);
 			return -1;
 		}
 		return 0;

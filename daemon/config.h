@@ -48,6 +48,7 @@ struct relayqd_config {
 	unsigned		 daily_cap;	/* sessions per account a day */
 	unsigned		 per_minute;	/* and a minute */
 	unsigned		 conn_messages;	/* per relay connection */
+	bool			 chunking;	/* BDAT when offered */
 	char			 account[CONFIG_HOST_MAX];	/* "" = none */
 	char			 password_file[CONFIG_PATH_MAX]; /* may be relative */
 };

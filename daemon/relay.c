@@ -208,6 +208,7 @@ struct relay {
 	 */
 	struct evbuffer		*bdat;
 	bool			 bdat_out;
+	bool			 chunking;	/* BDAT allowed (config) */
 	int			 msgfd;
 	off_t			 msgsize;
 	struct sasl_cred	 cred;
@@ -1047,7 +1048,8 @@ relay_bdat_load(struct relay *r)
 	if (r->bdat != NULL)
 		evbuffer_free(r->bdat);
 	r->bdat = NULL;
-	if (!r->pipelining || (r->ehlo.ext & SMTP_EXT_CHUNKING) == 0 ||
+	if (!r->chunking || !r->pipelining ||
+	    (r->ehlo.ext & SMTP_EXT_CHUNKING) == 0 ||
 	    r->msgsize < 2 || r->msgsize > RELAY_BDAT_MAX)
 		return 0;
 	if (pread(r->msgfd, tail, sizeof(tail), r->msgsize - 2) != 2)
@@ -1955,6 +1957,7 @@ relay_new(const struct relay_params *p, struct relay_job *job,
 	r->closed = p->closed;
 	r->conn_arg = p->conn_arg;
 	r->max_msgs = p->max_msgs;
+	r->chunking = !p->no_chunking;
 	r->outcome = job->outcome;
 	r->reaction = RELAY_REACT_RETRY;
 	if (r->msgfd != -1 && fstat(r->msgfd, &st) == 0)

@@ -98,6 +98,7 @@ struct relay_params {
 	 * QUIT; the job needs no message and no recipients.
 	 */
 	bool			 check_only;
+	bool			 no_chunking;	/* never BDAT (chunking = no) */
 	/*
 	 * Unless NULL, shown each line sent ("C", secrets masked), each
 	 * reply line ("S") and each TLS step ("*").

@@ -276,6 +276,7 @@ relayqd_relay_params(struct relayqd *d, struct relay_params *rp)
 	rp->tls = cfg->tls;
 	rp->helo = d->helo;
 	rp->timeout = (int)cfg->relay_timeout;
+	rp->no_chunking = !cfg->chunking;
 	rp->fd = -1;
 }
 

@@ -135,6 +135,7 @@ START_TEST(test_config_defaults)
 	ck_assert_uint_eq(cfg.socket_mode, 0666);
 	ck_assert_uint_eq(cfg.max_size, 35882577);
 	ck_assert_uint_eq(cfg.max_rcpt, 100);
+	ck_assert(cfg.chunking);
 }
 END_TEST
 
@@ -153,7 +154,9 @@ START_TEST(test_config_file_and_flags)
 	    "tls = implicit\n"
 	    "socket-mode = 0660\n"
 	    "\n"
+	    "chunking = no\n"
 	    "queue-dir = /tmp/q\n", flags, 4, &cfg, err, sizeof(err)), 0);
+	ck_assert(!cfg.chunking);
 	ck_assert_uint_eq(cfg.retry_min, 5);		/* the flag wins */
 	ck_assert_str_eq(cfg.relay_host, "::1");
 	ck_assert_str_eq(cfg.relay_port, "2465");
@@ -170,6 +173,7 @@ static const struct {
 	{ "relay = localhost:2587\nbogus-key = 1\n", ":2: bogus-key: unknown key" },
 	{ "retry-min = soon\n", ":1: retry-min: \"soon\"" },
 	{ "tls = maybe\n", ":1: tls: \"maybe\": expected starttls or implicit" },
+	{ "chunking = off\n", ":1: chunking: \"off\": expected yes or no" },
 	{ "queue-dir = relative/path\n", ":1: queue-dir: \"relative/path\" is not an absolute path" },
 	{ "just a line\n", ":1: just a line: expected \"key = value\"" },
 	{ "max-parallel = 0\n", ":1: max-parallel:" },

@@ -478,15 +478,18 @@ END_TEST
 
 /*
  * Lines that begin with dots arrive exactly, through the dot-stuffing of
- * both hops (the stand-in without CHUNKING, so the relay sends DATA) and
- * through BDAT, which carries the message as it is.
+ * both hops (the stand-in without CHUNKING, or relayqd with chunking = no,
+ * so the relay sends DATA) and through BDAT, which carries the message as
+ * it is.
  */
 static const struct {
 	const char	*standin_arg;	/* or NULL */
+	const char	*daemon_arg;	/* or NULL */
 	const char	*body;		/* the stand-in's "body:" */
 } dots_modes[] = {
-	{ NULL, "bdat" },
-	{ "--no-chunking", "data" },
+	{ NULL, NULL, "bdat" },
+	{ "--no-chunking", NULL, "data" },
+	{ NULL, "--chunking=no", "data" },	/* offered, not used */
 };
 
 START_TEST(test_dots_transparent_end_to_end)
@@ -505,13 +508,15 @@ START_TEST(test_dots_transparent_end_to_end)
 	    ". \r\n"
 	    "last line.\r\n";
 	const char *const	 extra[] = { dots_modes[_i].standin_arg, NULL };
+	const char *const	 dextra[] = { dots_modes[_i].daemon_arg, NULL };
 	struct harness_proc	*d;
 	char			 id[128], path[PATH_MAX], how[16];
 	char			*eml;
 	size_t			 len;
 
 	it_standin(NULL, extra);
-	d = it_relayqd(NULL, 0);
+	d = harness_relayqd(&it, NULL, 0, dextra);
+	it_assert(d != NULL, "relayqd did not start");
 	it_smtp_submit(body, sizeof(body) - 1, id, sizeof(id));
 	it_fmt(path, sizeof(path), "%s/msg-000001.meta", it.mail);
 	it_assert(harness_wait_file(path, NULL, it_wait()) == 0,

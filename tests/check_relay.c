@@ -88,6 +88,7 @@ struct outcome {
 };
 
 static int	 session_timeout = 5;
+static bool	 session_no_chunking;	/* params.no_chunking */
 static off_t	 session_msg_read;	/* how far the relay read the .eml */
 static struct evbuffer *session_transcript;	/* unless NULL, "dir: line\n" */
 static SSL_CTX	*tls_cctx;	/* trusts the test certificate, or NULL */
@@ -282,6 +283,7 @@ setup_job(struct relay_params *p, struct relay_job *job,
 	p->tls = RELAY_TLS_STARTTLS;
 	p->helo = HELO;
 	p->timeout = session_timeout;
+	p->no_chunking = session_no_chunking;
 	p->fd = fd;
 	memset(job, 0, sizeof(*job));
 	job->id = "TESTID";
@@ -1364,6 +1366,16 @@ START_TEST(test_relay_bdat_not_used)
 
 	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_SHORT,
 	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_OK);
+	ck_assert_ptr_null(strstr(peer_lines(&pr), "BDAT"));
+	ck_assert_str_eq(peer_data(&pr), "Subject: t\n\nhello\n..\n...x\n");
+	peer_free(&pr);
+
+	/* chunking = no: a message BDAT could carry goes with DATA. */
+	session_no_chunking = true;
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_CRLF,
+	    &pr, &o);
+	session_no_chunking = false;
 	ck_assert_int_eq(o.result, RELAY_OK);
 	ck_assert_ptr_null(strstr(peer_lines(&pr), "BDAT"));
 	ck_assert_str_eq(peer_data(&pr), "Subject: t\n\nhello\n..\n...x\n");
