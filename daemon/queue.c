@@ -136,7 +136,8 @@ struct queue {
 	STAILQ_HEAD(, queue_tx)	 prepared;	/* empty entries, ready */
 	size_t			 nprepared;
 	size_t			 npreparing;	/* being made by workers */
-	bool			 prep_failed;	/* stop until a begin works */
+	bool			 prep_failed;	/* pause until the next take */
+	bool			 prep_off;	/* no RENAME_NOREPLACE here */
 	bool			 syncing;	/* a worker fsyncs the parents */
 	bool			 stopping;
 };
@@ -451,7 +452,9 @@ queue_tx_new(struct queue *q, const char *prefix)
 	int		 tmpfd = q->fd[QUEUE_SUB_TMP], i, saved_errno;
 	size_t		 plen = strlen(prefix);
 
-	tx = xcalloc(1, sizeof(*tx));
+	/* Also called on the workers: no fatal() on ENOMEM there. */
+	if ((tx = calloc(1, sizeof(*tx))) == NULL)
+		return NULL;
 	tx->q = q;
 	tx->entryfd = tx->msgfd = -1;
 	memcpy(tx->id, prefix, plen);
@@ -492,7 +495,8 @@ fail:
 /*
  * A prepared entry renamed to a fresh ID (the ID tells when the message
  * came), or NULL when none is ready.  Either way the workers are told to
- * make more, and to try again after a failure.
+ * make more, and to try again once after a failure.  A file system
+ * without RENAME_NOREPLACE (NFS, say) turns the preparing off for good.
  */
 static struct queue_tx *
 queue_tx_take(struct queue *q)
@@ -517,6 +521,13 @@ queue_tx_take(struct queue *q)
 	    renameat2(tmpfd, tx->id, tmpfd, id, RENAME_NOREPLACE) == -1) {
 		log_warn("queue: tmp/%s: cannot rename a prepared entry",
 		    tx->id);
+		if (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) {
+			pthread_mutex_lock(&q->lock);
+			q->prep_off = true;
+			pthread_mutex_unlock(&q->lock);
+			log_warnx("queue: entries are no longer prepared "
+			    "ahead");
+		}
 		queue_tx_abort(tx);
 		return NULL;
 	}
@@ -907,7 +918,7 @@ queue_worker(void *arg)
 				queue_finish(q, &batch);
 			} else
 				STAILQ_INSERT_TAIL(&q->renamed, c, link);
-		} else if (!q->stopping && !q->prep_failed &&
+		} else if (!q->stopping && !q->prep_failed && !q->prep_off &&
 		    q->nprepared + q->npreparing < QUEUE_PREPARED) {
 			q->npreparing++;
 			pthread_mutex_unlock(&q->lock);

@@ -208,6 +208,13 @@ struct relay {
 	 */
 	struct evbuffer		*bdat;
 	bool			 bdat_out;
+	/*
+	 * A 2xx out of step in the group (relay_pl_in_step): the rest of
+	 * the group is read without being judged, then the session fails
+	 * (never earlier: the replies to MAIL and RCPT must not end it).
+	 */
+	bool			 pl_desync;
+	char			 pl_desync_why[RELAY_REASON_MAX];
 	bool			 chunking;	/* BDAT allowed (config) */
 	int			 msgfd;
 	off_t			 msgsize;
@@ -408,12 +415,15 @@ relay_end_message(struct relay *r, enum relay_result result,
 	relay_enter(r, rset ? RELAY_RSET : RELAY_MAIL);
 }
 
-/* True when the reply awaited now is the final one, to the message. */
+/*
+ * True when the reply awaited now is the final one, to the message (not
+ * once the group's replies are out of step: then none is trusted).
+ */
 static bool
 relay_final(const struct relay *r)
 {
 	return r->state == RELAY_EOM || (r->state == RELAY_BDAT &&
-	    r->pl_mail_ok && r->naccepted > 0);
+	    !r->pl_desync && r->pl_mail_ok && r->naccepted > 0);
 }
 
 /*
@@ -428,6 +438,8 @@ relay_may_have_it(const struct relay *r)
 		return true;
 	if (!r->bdat_out)
 		return false;
+	if (r->pl_desync)
+		return true;
 	switch (r->state) {
 	case RELAY_MAIL:
 		return true;
@@ -461,6 +473,9 @@ relay_fail(struct relay *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
+	/* Out of step, what comes next is no news: say what went wrong. */
+	if (r->pl_desync)
+		str_copy(reason, r->pl_desync_why, sizeof(reason));
 	if (relay_final(r) && r->accepted) {
 		log_warnx("%s relay=%s:%s accepted the message, then: %s",
 		    r->id, r->host, r->port, reason);
@@ -1032,11 +1047,41 @@ relay_msg_8bit(int fd)
 }
 
 /*
+ * True when every line of the message in buf ends with CRLF and no CR
+ * stands alone: BDAT sends the bytes as they are, where DATA's stuffing
+ * would have made each line end CRLF.  The submission server refuses bare
+ * CR and LF, so this only keeps a hand-made entry off the BDAT path.
+ */
+static bool
+relay_bdat_canonical(struct evbuffer *buf)
+{
+	struct evbuffer_iovec	 v[16];
+	const unsigned char	*p;
+	size_t			 i, j;
+	int			 n;
+	bool			 cr = false;
+
+	n = evbuffer_peek(buf, -1, NULL, v, (int)nitems(v));
+	if (n < 0 || n > (int)nitems(v))
+		return false;
+	for (i = 0; i < (size_t)n; i++) {
+		p = v[i].iov_base;
+		for (j = 0; j < v[i].iov_len; j++) {
+			if ((p[j] == '\n') != cr)
+				return false;
+			cr = p[j] == '\r';
+		}
+	}
+	return !cr;
+}
+
+/*
  * For a pipelined BDAT LAST, the whole message in r->bdat, when the
- * server offers CHUNKING and PIPELINING and the message is at most
- * RELAY_BDAT_MAX and ends with CRLF (BDAT sends it as it is, where
- * DATA's end marker would complete a last line).  Otherwise r->bdat stays
- * NULL and DATA streams the message.  -1 with errno if it cannot be read.
+ * server offers CHUNKING, PIPELINING and ENHANCEDSTATUSCODES (without
+ * which a stray reply could not be told from the final one), and the
+ * message is at most RELAY_BDAT_MAX, ends with CRLF and has no bare CR or
+ * LF.  Otherwise r->bdat stays NULL and DATA streams the message.  -1
+ * with errno if it cannot be read.
  */
 static int
 relay_bdat_load(struct relay *r)
@@ -1050,6 +1095,7 @@ relay_bdat_load(struct relay *r)
 	r->bdat = NULL;
 	if (!r->chunking || !r->pipelining ||
 	    (r->ehlo.ext & SMTP_EXT_CHUNKING) == 0 ||
+	    (r->ehlo.ext & SMTP_EXT_ENHANCED) == 0 ||
 	    r->msgsize < 2 || r->msgsize > RELAY_BDAT_MAX)
 		return 0;
 	if (pread(r->msgfd, tail, sizeof(tail), r->msgsize - 2) != 2)
@@ -1074,6 +1120,10 @@ relay_bdat_load(struct relay *r)
 			return -1;
 		}
 		off += n;
+	}
+	if (!relay_bdat_canonical(r->bdat)) {
+		evbuffer_free(r->bdat);
+		r->bdat = NULL;
 	}
 	return 0;
 }
@@ -1137,6 +1187,7 @@ relay_pl_send(struct relay *r)
 	r->pl_pos = 0;
 	r->pl_mail_ok = false;
 	r->pl_held = false;
+	r->pl_desync = false;
 	r->ntx = 0;
 	r->naccepted = 0;
 	for (i = 0; i < r->nrcpt && r->pl_n < RELAY_RCPT_TX_MAX; i++) {
@@ -1207,6 +1258,44 @@ relay_pl_judge_held(struct relay *r)
 	relay_reply_fail(r);
 }
 
+/* On to the next reply of the group: a RCPT's, then DATA's or BDAT's. */
+static void
+relay_pl_advance(struct relay *r)
+{
+	if (r->state == RELAY_MAIL)
+		relay_pl_await(r, RELAY_RCPT);
+	else if (++r->pl_pos < r->pl_n)
+		relay_pl_await(r, RELAY_RCPT);
+	else
+		relay_pl_await(r, r->bdat_out ? RELAY_BDAT : RELAY_DATA);
+}
+
+/* True when text begins with the 2.1.x enhanced code of MAIL and RCPT. */
+static bool
+relay_enh_addr(const char *text)
+{
+	return strncmp(text, "2.1.", 4) == 0;
+}
+
+/*
+ * With BDAT in the group, the replies are matched to the commands by
+ * position alone, and one stray line would shift the final verdict onto
+ * an earlier reply.  The enhanced codes (RFC 3463; BDAT goes in the group
+ * only when they are offered) tell them apart: a 2xx to MAIL or RCPT is
+ * 2.1.x, the final one is not.  False when a 2xx carries the code of
+ * another step; a reply without a code is taken by its position.
+ */
+static bool
+relay_pl_in_step(const struct relay *r)
+{
+	if (!r->bdat_out || smtp_reply_class(&r->reply) != 2 ||
+	    r->reply.enh[0] == '\0')
+		return true;
+	if (r->state == RELAY_BDAT)
+		return !relay_enh_addr(r->reply.enh);
+	return relay_enh_addr(r->reply.enh);
+}
+
 /*
  * One reply of a pipelined group.  A 421 ends everything at once (the
  * server closes).  Otherwise the replies are gathered until DATA's: then
@@ -1228,6 +1317,23 @@ relay_pl_response(struct relay *r)
 	    reaction == RELAY_REACT_RESEND) {
 		r->pl_left = 0;
 		relay_reply_fail(r);
+		return;
+	}
+	if (!r->pl_desync && !relay_pl_in_step(r)) {
+		smtp_reply_oneline(&r->reply, one, sizeof(one));
+		snprintf(r->pl_desync_why, sizeof(r->pl_desync_why),
+		    "%s: reply out of step: %s", r->cmd, one);
+		r->pl_desync = true;
+	}
+	if (r->pl_desync && r->state == RELAY_BDAT) {
+		/* The last reply of the group: now the session may end. */
+		r->pl_left = 0;
+		r->uncertain = true;
+		relay_fail(r, "%s", r->pl_desync_why);
+		return;
+	}
+	if (r->pl_desync) {
+		relay_pl_advance(r);
 		return;
 	}
 	switch (r->state) {
@@ -1287,6 +1393,8 @@ relay_pl_response(struct relay *r)
 			return;
 		}
 		if (smtp_reply_class(&r->reply) == 2) {
+			/* The server says it took what we think it refused. */
+			r->uncertain = true;
 			relay_fail(r, "BDAT: %d with no recipient accepted",
 			    r->reply.code);
 			return;
@@ -1309,12 +1417,7 @@ relay_pl_response(struct relay *r)
 			relay_rcpts_done(r);
 		return;
 	}
-	if (r->state == RELAY_MAIL)
-		relay_pl_await(r, RELAY_RCPT);
-	else if (++r->pl_pos < r->pl_n)
-		relay_pl_await(r, RELAY_RCPT);
-	else
-		relay_pl_await(r, r->bdat_out ? RELAY_BDAT : RELAY_DATA);
+	relay_pl_advance(r);
 }
 
 /* RCPT TO for the current recipient; a bad address fails it alone. */
@@ -1712,6 +1815,10 @@ relay_eom_peek(struct relay *r, struct evbuffer *in)
 		return;
 	if (buf[0] != '2' || buf[1] < '0' || buf[1] > '9' || buf[2] < '0' ||
 	    buf[2] > '9' || (buf[3] != ' ' && buf[3] != '-' && buf[3] != '\r'))
+		return;
+	/* Not BDAT's verdict if it has MAIL's or RCPT's code (in_step). */
+	buf[n] = '\0';
+	if (r->state == RELAY_BDAT && relay_enh_addr(buf + 4))
 		return;
 	for (i = 0; i < (size_t)n && buf[i] != '\r' && buf[i] != '\n'; i++)
 		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)

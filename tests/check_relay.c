@@ -1295,7 +1295,8 @@ START_TEST(test_relay_pipelined)
 END_TEST
 
 #define EHLO_CHUNK	"250-" HOST "\r\n250-SIZE 35882577\r\n" \
-			"250-AUTH PLAIN\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
+			"250-AUTH PLAIN\r\n250-ENHANCEDSTATUSCODES\r\n" \
+			"250-PIPELINING\r\n250 CHUNKING\r\n"
 #define STEPS_TO_AUTH_CHUNK \
 		{ BANNER, PEER_REPLY }, \
 		{ EHLO_PLAIN, PEER_REPLY }, \
@@ -1369,6 +1370,14 @@ START_TEST(test_relay_bdat_not_used)
 	ck_assert_int_eq(o.result, RELAY_OK);
 	ck_assert_ptr_null(strstr(peer_lines(&pr), "BDAT"));
 	ck_assert_str_eq(peer_data(&pr), "Subject: t\n\nhello\n..\n...x\n");
+	peer_free(&pr);
+
+	/* Bare LFs inside, though it ends with CRLF: DATA makes them CRLF. */
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS,
+	    "Subject: t\n\nhello\r\n", &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_OK);
+	ck_assert_ptr_null(strstr(peer_lines(&pr), "BDAT"));
+	ck_assert_str_eq(peer_data(&pr), "Subject: t\n\nhello\n");
 	peer_free(&pr);
 
 	/* chunking = no: a message BDAT could carry goes with DATA. */
@@ -1520,6 +1529,89 @@ START_TEST(test_relay_bdat_accepted)
 	ck_assert_int_eq(o.rcpts[0].status, RELAY_RCPT_DELIVERED);
 	ck_assert_int_eq(o.rcpts[1].status, RELAY_RCPT_DELIVERED);
 	ck_assert_int_eq(o.ro.uncertain, false);
+	peer_free(&pr);
+}
+END_TEST
+
+/*
+ * Without ENHANCEDSTATUSCODES a stray reply could not be told from the
+ * final one, so BDAT is not put in the group: DATA.
+ */
+START_TEST(test_relay_bdat_needs_enhanced_codes)
+{
+	static const struct peer_step steps[] = {
+		{ BANNER, PEER_REPLY },
+		{ EHLO_PLAIN, PEER_REPLY },
+		{ "220 2.0.0 Ready to start TLS\r\n", PEER_STARTTLS },
+		{ "250-" HOST "\r\n250-AUTH PLAIN\r\n250-PIPELINING\r\n"
+		    "250 CHUNKING\r\n", PEER_REPLY },
+		{ "235 2.7.0 Accepted\r\n", PEER_REPLY },
+		{ "250 OK\r\n", PEER_REPLY },
+		{ "250 OK\r\n", PEER_REPLY },
+		{ "250 OK\r\n", PEER_REPLY },
+		{ "354 Go ahead\r\n", PEER_DATA },
+		{ "250 OK\r\n", PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_CRLF,
+	    &pr, &o);
+	ck_assert_int_eq(o.result, RELAY_OK);
+	ck_assert_ptr_null(strstr(peer_lines(&pr), "BDAT"));
+	peer_free(&pr);
+}
+END_TEST
+
+/*
+ * Replies out of step with BDAT in the group: one stray 2xx before
+ * MAIL's would shift the verdict onto a RCPT's 250 and report a refused
+ * message delivered.  The enhanced codes catch it: the session fails and
+ * the entry is uncertain (review R1).  And a 2xx to BDAT after every
+ * recipient was refused: the server may have it after all (R3).
+ */
+static const struct {
+	const char	*mail, *rcpt1, *rcpt2, *bdat;
+	const char	*reason;	/* prefix */
+} bdat_step[] = {
+	{ "250 2.0.0 stray\r\n250 2.1.0 OK\r\n", "250 2.1.5 OK b\r\n",
+	    "250 2.1.5 OK c\r\n", "554 5.7.0 message refused\r\n",
+	    "MAIL FROM:<" SENDER "> SIZE=29: reply out of step: 250 2.0.0 "
+	    "stray" },
+	{ "250 2.1.0 OK\r\n", "250 2.1.5 OK b\r\n",
+	    "250 2.0.0 OK  1 x - gsmtp\r\n", "250 2.0.0 OK  2 y - gsmtp\r\n",
+	    "RCPT TO:<c@example.org>: reply out of step: 250 2.0.0 OK" },
+	{ "250 2.1.0 OK\r\n", "250 2.1.5 OK b\r\n", "250 2.1.5 OK c\r\n",
+	    "250 2.1.5 OK d\r\n",
+	    "BDAT 29 LAST: reply out of step: 250 2.1.5 OK d" },
+	{ "451 4.3.0 later\r\n", "503 5.5.1 MAIL first.\r\n",
+	    "503 5.5.1 MAIL first.\r\n", "250 2.0.0 OK  1 x - gsmtp\r\n",
+	    "BDAT: 250 with no recipient accepted" },
+};
+
+START_TEST(test_relay_bdat_out_of_step)
+{
+	const struct peer_step steps[] = {
+		STEPS_TO_AUTH_CHUNK,
+		{ bdat_step[_i].mail, PEER_REPLY },
+		{ bdat_step[_i].rcpt1, PEER_REPLY },
+		{ bdat_step[_i].rcpt2, PEER_REPLY },
+		{ bdat_step[_i].bdat, PEER_REPLY },
+		{ QUIT_OK, PEER_REPLY },
+	};
+	struct peer	 pr;
+	struct outcome	 o;
+
+	session(steps, nitems(steps), HOST, RELAY_TLS_STARTTLS, BODY_CRLF,
+	    &pr, &o);
+	ck_assert_int_eq(o.calls, 1);
+	ck_assert_int_eq(o.result, RELAY_TEMPFAIL);
+	ck_assert_msg(strncmp(o.reason, bdat_step[_i].reason,
+	    strlen(bdat_step[_i].reason)) == 0, "reason: %s", o.reason);
+	ck_assert(o.ro.uncertain);
+	ck_assert_int_ne(o.rcpts[0].status, RELAY_RCPT_DELIVERED);
+	ck_assert_int_ne(o.rcpts[1].status, RELAY_RCPT_DELIVERED);
 	peer_free(&pr);
 }
 END_TEST
@@ -1956,6 +2048,9 @@ relay_suite(void)
 	tcase_add_loop_test(tc, test_relay_bdat_lost, 0,
 	    (int)nitems_ck(bdat_lost));
 	tcase_add_test(tc, test_relay_bdat_accepted);
+	tcase_add_test(tc, test_relay_bdat_needs_enhanced_codes);
+	tcase_add_loop_test(tc, test_relay_bdat_out_of_step, 0,
+	    (int)nitems_ck(bdat_step));
 	tcase_add_test(tc, test_relay_quota_at_data_defers);
 	tcase_add_test(tc, test_relay_connection_lost_in_data);
 	tcase_add_test(tc, test_relay_connection_lost_mid_body_not_uncertain);
