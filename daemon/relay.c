@@ -1258,6 +1258,20 @@ relay_pl_judge_held(struct relay *r)
 	relay_reply_fail(r);
 }
 
+/*
+ * The group ended with no recipient taken: judge the refusal that stopped
+ * it (MAIL's, or a RCPT reply kept by relay_pl_hold), or go on with the
+ * recipients left.
+ */
+static void
+relay_pl_no_tx(struct relay *r)
+{
+	if (!r->pl_mail_ok || r->pl_held)
+		relay_pl_judge_held(r);
+	else
+		relay_rcpts_done(r);
+}
+
 /* On to the next reply of the group: a RCPT's, then DATA's or BDAT's. */
 static void
 relay_pl_advance(struct relay *r)
@@ -1372,15 +1386,10 @@ relay_pl_response(struct relay *r)
 			relay_fail(r, "DATA: 354 with no recipient accepted");
 			return;
 		}
-		if (r->pl_mail_ok && r->naccepted > 0) {
+		if (r->pl_mail_ok && r->naccepted > 0)
 			relay_reply_fail(r);		/* DATA refused */
-			return;
-		}
-		if (!r->pl_mail_ok || r->pl_held) {
-			relay_pl_judge_held(r);
-			return;
-		}
-		relay_rcpts_done(r);
+		else
+			relay_pl_no_tx(r);
 		return;
 	case RELAY_BDAT:
 		r->pl_left = 0;
@@ -1399,11 +1408,7 @@ relay_pl_response(struct relay *r)
 			    r->reply.code);
 			return;
 		}
-		if (!r->pl_mail_ok || r->pl_held) {
-			relay_pl_judge_held(r);
-			return;
-		}
-		relay_rcpts_done(r);
+		relay_pl_no_tx(r);
 		return;
 	default:
 		break;
@@ -1411,10 +1416,7 @@ relay_pl_response(struct relay *r)
 	if (r->state == RELAY_MAIL && r->pl_n == 0) {
 		/* Every recipient was a bad address: no RCPT went out. */
 		r->pl_left = 0;
-		if (!r->pl_mail_ok)
-			relay_pl_judge_held(r);
-		else
-			relay_rcpts_done(r);
+		relay_pl_no_tx(r);
 		return;
 	}
 	relay_pl_advance(r);
