@@ -369,7 +369,7 @@ got=$(in_ct sh -c 'ls /var/lib/relayq-standin/*.eml | wc -l')
 [ "$got" -eq 3 ] || fail "the stand-in holds $got messages, not 3"
 left=$(in_ct sh -c 'ls /var/spool/relayq/queue | wc -l')
 [ "$left" -eq 0 ] || fail "$left entries still queued after delivery"
-ok "STARTTLS + AUTH + DATA to the stand-in under the sandbox: 3 delivered," \
+ok "STARTTLS + AUTH + MAIL, RCPT, BDAT to the stand-in under the sandbox: 3 delivered," \
     "queue empty"
 
 # The watchdog: with WatchdogSec=2s, relayqd must keep pinging from its
